@@ -1,0 +1,39 @@
+"""Password and token hashing. Passwords: scrypt (werkzeug); API tokens: random, stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    return check_password_hash(password_hash, password)
+
+
+def new_api_token() -> tuple[str, str]:
+    """A fresh token and the hash to store. 256 bits of randomness: a fast hash is enough."""
+    token = "wat_" + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hmac_sha256_hex(key: str, body: bytes) -> str:
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signatures_match(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected, given.strip().lower())

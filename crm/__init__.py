@@ -1,0 +1,1 @@
+"""Sellers, users and (later) opportunities and their assignment."""

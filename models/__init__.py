@@ -1,0 +1,17 @@
+"""SQLAlchemy models and the session. Importing this package registers every table on Base.metadata."""
+
+from models.base import ZERO, Base, utcnow
+from models.catalog import Product
+from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
+from models.db import Database, make_engine
+from models.messaging import Direction, Message, MessageStatus
+from models.people import ApiToken, Customer, Role, Store, User
+from models.system import SystemFlag
+
+__all__ = [
+    "Base", "ZERO", "utcnow", "Database", "make_engine",
+    "Store", "User", "Role", "ApiToken", "Customer", "Product",
+    "Message", "MessageStatus", "Direction",
+    "Cart", "CartItem", "CartStatus", "Order", "OrderItem", "OrderStatus",
+    "SystemFlag",
+]

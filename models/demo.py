@@ -1,0 +1,120 @@
+"""`flask --app app demo seed`: a believable Brazilian fashion store to try the product with."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.security import hash_password
+from models import Product, Role, Store, SystemFlag, User
+
+DEMO_FLAG = "demo_data"
+DEMO_PASSWORD = "demo-senha-123"
+
+STORES = [
+    ("SP-PAULISTA", "Loja Paulista", "São Paulo", "SP", "11"),
+    ("RJ-COPACABANA", "Loja Copacabana", "Rio de Janeiro", "RJ", "21"),
+    ("BH-SAVASSI", "Loja Savassi", "Belo Horizonte", "MG", "31"),
+]
+
+# (store code, name, e-mail, seller code, region DDDs)
+SELLERS = [
+    ("SP-PAULISTA", "Mariana Souza", "mariana@demo.loja", "V011", ["11", "12", "13"]),
+    ("SP-PAULISTA", "Rafael Lima", "rafael@demo.loja", "V012", ["11", "19"]),
+    ("RJ-COPACABANA", "Juliana Alves", "juliana@demo.loja", "V021", ["21", "22", "24"]),
+    ("RJ-COPACABANA", "Bruno Costa", "bruno@demo.loja", "V022", ["21"]),
+    ("BH-SAVASSI", "Camila Rocha", "camila@demo.loja", "V031", ["31", "32", "34"]),
+    ("BH-SAVASSI", "Pedro Martins", "pedro@demo.loja", "V032", ["31", "37"]),
+]
+
+# (category, brand, base name, price, colours, sizes)
+_LINES = [
+    ("Calçados", "Passo Firme", "Tênis Corrida", "299.90", ["Preto", "Branco", "Azul"], ["38", "39", "40", "41", "42", "43"]),
+    ("Calçados", "Passo Firme", "Tênis Casual Couro", "349.90", ["Preto", "Marrom"], ["39", "40", "41", "42", "43"]),
+    ("Calçados", "Brisa", "Sandália Rasteira", "89.90", ["Caramelo", "Preto", "Dourado"], ["34", "35", "36", "37", "38"]),
+    ("Calçados", "Brisa", "Chinelo Slide", "59.90", ["Preto", "Rosa"], ["35/36", "37/38", "39/40", "41/42"]),
+    ("Roupas", "Algodão Brasil", "Camiseta Básica", "59.90", ["Branca", "Preta", "Cinza", "Verde"], ["P", "M", "G", "GG"]),
+    ("Roupas", "Algodão Brasil", "Camisa Polo", "129.90", ["Azul Marinho", "Branca"], ["P", "M", "G", "GG"]),
+    ("Roupas", "Denim & Co", "Calça Jeans Slim", "199.90", ["Azul Escuro", "Preta"], ["38", "40", "42", "44", "46"]),
+    ("Roupas", "Denim & Co", "Bermuda Jeans", "139.90", ["Azul Claro", "Azul Escuro"], ["38", "40", "42", "44"]),
+    ("Roupas", "Flor de Lis", "Vestido Midi Floral", "229.90", ["Azul", "Vermelho"], ["P", "M", "G"]),
+    ("Roupas", "Flor de Lis", "Blusa de Linho", "159.90", ["Off-white", "Verde Oliva"], ["P", "M", "G"]),
+    ("Roupas", "Inverno Sul", "Jaqueta Corta-vento", "279.90", ["Preta", "Amarela"], ["P", "M", "G", "GG"]),
+    ("Roupas", "Inverno Sul", "Moletom Canguru", "189.90", ["Cinza Mescla", "Preto"], ["P", "M", "G", "GG"]),
+    ("Esporte", "Passo Firme", "Legging Fitness", "119.90", ["Preta", "Vinho"], ["P", "M", "G"]),
+    ("Esporte", "Passo Firme", "Top Esportivo", "79.90", ["Preto", "Lilás"], ["P", "M", "G"]),
+    ("Acessórios", "Trilha", "Mochila Urbana 20L", "219.90", ["Preta", "Cinza"], ["Único"]),
+    ("Acessórios", "Trilha", "Boné Aba Curva", "69.90", ["Preto", "Bege"], ["Único"]),
+    ("Acessórios", "Brilho", "Óculos de Sol Aviador", "249.90", ["Dourado", "Prata"], ["Único"]),
+    ("Acessórios", "Brilho", "Relógio Digital", "179.90", ["Preto"], ["Único"]),
+    ("Acessórios", "Couro Nobre", "Cinto de Couro", "99.90", ["Marrom", "Preto"], ["90", "100", "110"]),
+    ("Acessórios", "Couro Nobre", "Carteira Slim", "89.90", ["Preta", "Caramelo"], ["Único"]),
+    ("Acessórios", "Couro Nobre", "Bolsa Tiracolo", "259.90", ["Preta", "Caramelo"], ["Único"]),
+    ("Calçados", "Brisa", "Sapatilha Bailarina", "119.90", ["Nude", "Preta", "Vermelha"], ["34", "35", "36", "37", "38"]),
+    ("Roupas", "Flor de Lis", "Saia Plissada", "149.90", ["Preta", "Rosa"], ["P", "M", "G"]),
+    ("Esporte", "Passo Firme", "Kit 3 Meias Cano Alto", "49.90", ["Branca"], ["34-38", "39-43"]),
+]
+
+
+def demo_products() -> list[dict]:
+    products = []
+    for category, brand, base, price, colours, sizes in _LINES:
+        for colour in colours:
+            name = f"{base} {colour}"
+            sku = "DEMO-" + hashlib.sha1(name.encode()).hexdigest()[:8].upper()
+            products.append(
+                {
+                    "sku": sku,
+                    "name": name,
+                    "description": f"{base} da {brand}, cor {colour.lower()}.",
+                    "price": Decimal(price),
+                    "category": category,
+                    "brand": brand,
+                    "attributes": {"cor": colour.lower(), "tamanhos": sizes},
+                    "url": f"https://loja.example/produto/{sku.lower()}",
+                }
+            )
+    return products
+
+
+class DemoRefused(RuntimeError):
+    pass
+
+
+def is_empty(session: Session) -> bool:
+    return not any(
+        session.scalar(select(func.count()).select_from(model)) for model in (Store, User, Product)
+    )
+
+
+def seed(session: Session) -> str:
+    """Load the demo store. Returns 'seeded' or 'already seeded'; refuses a database with real data."""
+    if session.get(SystemFlag, DEMO_FLAG) is not None:
+        return "already seeded"
+    if not is_empty(session):
+        raise DemoRefused("o banco já tem dados que não são de demonstração; a carga de demonstração foi recusada")
+    stores = {}
+    for code, name, city, state, ddd in STORES:
+        stores[code] = Store(code=code, name=name, city=city, state=state, ddd=ddd, active=True)
+        session.add(stores[code])
+    session.flush()
+    password_hash = hash_password(DEMO_PASSWORD)
+    session.add(User(email="admin@demo.loja", name="Administradora Demo", role=Role.ADMIN, password_hash=password_hash, region_ddds=[]))
+    for code, store in stores.items():
+        session.add(
+            User(email=f"gerente.{code.lower()}@demo.loja", name=f"Gerente {store.name}", role=Role.MANAGER,
+                 password_hash=password_hash, store_id=store.id, region_ddds=[])
+        )
+    for store_code, name, email, seller_code, ddds in SELLERS:
+        session.add(
+            User(email=email, name=name, role=Role.SELLER, password_hash=password_hash, store_id=stores[store_code].id,
+                 seller_code=seller_code, region_ddds=ddds, max_portfolio=300, active=True)
+        )
+    for product in demo_products():
+        session.add(Product(**product))
+    session.add(SystemFlag(key=DEMO_FLAG, value="1"))
+    session.flush()
+    return "seeded"

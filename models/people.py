@@ -1,0 +1,101 @@
+"""Stores (branches), customers (shoppers) and users (admins, managers, sellers, backoffice)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, JSONType, enum_column, utcnow
+
+
+class Store(Base):
+    """A branch of the brand. A deployment serves one brand with any number of branches."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    city: Mapped[str | None] = mapped_column(String(80))
+    state: Mapped[str | None] = mapped_column(String(2))
+    ddd: Mapped[str | None] = mapped_column(String(2))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    SELLER = "seller"
+    BACKOFFICE = "backoffice"
+
+
+class User(Base):
+    """A person who logs in. Sellers carry their assignment settings (region, capacity, work pattern)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    seller_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    region_ddds: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    max_portfolio: Mapped[int] = mapped_column(Integer, default=300)
+    # The seed's "limitador de sugestões": daily cap derived from these three.
+    hours_per_day: Mapped[Decimal] = mapped_column(Numeric(4, 2), default=Decimal("8.00"))
+    idle_share: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0.30"))
+    avg_conversation_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    last_assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    store: Mapped[Store | None] = relationship()
+
+
+class Customer(Base):
+    """A shopper, identified by an E.164 phone number."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    ddd: Mapped[str | None] = mapped_column(String(2), index=True)
+    city: Mapped[str | None] = mapped_column(String(80))
+    state: Mapped[str | None] = mapped_column(String(2))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    owner_seller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    opted_out_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    owner_seller: Mapped[User | None] = relationship(foreign_keys=[owner_seller_id])
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API. Only its SHA-256 is stored; the token is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()

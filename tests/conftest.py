@@ -1,0 +1,157 @@
+"""Shared fixtures. The same suite runs on the embedded defaults and, with DATABASE_URL / REDIS_URL set,
+on real PostgreSQL and Redis servers. No test needs fakeredis.
+
+Isolation: every test gets its own Redis key prefix (keys deleted afterwards) and, through ``db``, a
+database transaction rolled back at the end. Tests that need real commits seen by other connections or
+processes use ``committed_db``, which empties the tables afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import MetaData, text
+from sqlalchemy.orm import sessionmaker
+
+from core import embedded_redis
+from core.runtime import Runtime, set_runtime
+from core.settings import Settings
+from models import Base, Database
+from models import migrate
+
+TEST_ENV_BASE = {"APP_ENV": "test"}
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory) -> Path:
+    # Short path: the embedded Redis socket lives here and unix socket paths are limited to ~100 bytes.
+    return tmp_path_factory.mktemp("inst")
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir) -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(instance_dir) -> str:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    socket_path = embedded_redis.ensure_running(instance_dir)
+    return f"unix://{socket_path}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_embedded_redis(instance_dir):
+    yield
+    if not os.environ.get("REDIS_URL"):
+        embedded_redis.stop(instance_dir)
+
+
+def _drop_everything(database: Database) -> None:
+    with database.engine.begin() as conn:
+        meta = MetaData()
+        meta.reflect(bind=conn)
+        meta.drop_all(bind=conn)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url) -> Database:
+    """The schema built the way production builds it: Alembic, down and up again to test both directions."""
+    database = Database(database_url)
+    _drop_everything(database)
+    migrate.upgrade(database.engine)
+    migrate.downgrade(database.engine, "base")
+    migrate.upgrade(database.engine)
+    yield database
+    database.engine.dispose()
+
+
+def make_settings(instance_dir: Path, database_url: str, redis_url: str, **overrides: str) -> Settings:
+    env = {**TEST_ENV_BASE, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}", **overrides}
+    return Settings.from_env(env, instance_path=instance_dir)
+
+
+@pytest.fixture
+def settings(instance_dir, database_url, redis_url) -> Settings:
+    return make_settings(instance_dir, database_url, redis_url)
+
+
+@pytest.fixture
+def redis_client(redis_url) -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(redis_url)
+
+
+def _delete_prefixed(client: redis_lib.Redis, prefix: str) -> None:
+    for pattern in (f"{prefix}:*", f"rq:*{prefix}*"):
+        batch = list(client.scan_iter(match=pattern, count=1000))
+        if batch:
+            client.delete(*batch)
+
+
+@pytest.fixture
+def db(migrated_database):
+    """A Database whose sessions all join one outer transaction that is rolled back after the test."""
+    connection = migrated_database.engine.connect()
+    outer = connection.begin()
+    isolated = Database.__new__(Database)
+    isolated.url = migrated_database.url
+    isolated.engine = migrated_database.engine
+    isolated.sessionmaker = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield isolated
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def committed_db(migrated_database):
+    """Real commits (other connections and processes see them); every table emptied afterwards."""
+    yield migrated_database
+    with migrated_database.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def session(db):
+    with db.session() as s:
+        yield s
+
+
+@pytest.fixture
+def runtime(settings, db, redis_client):
+    rt = Runtime(settings, database=db, redis_client=redis_client)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+    _delete_prefixed(redis_client, settings.redis_key_prefix)
+
+
+@pytest.fixture
+def app(runtime):
+    from app import create_app
+
+    application = create_app({"RUNTIME": runtime, "TESTING": True})
+    yield application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- CI strictness: a skipped test is a failure when CI_STRICT is set -----------------------------------
+
+def pytest_sessionfinish(session, exitstatus):
+    if not os.environ.get("CI_STRICT"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(f"CI_STRICT: {len(skipped)} test(s) skipped; in CI a skip is a failure", red=True)
+        session.exitstatus = 1

@@ -1,0 +1,58 @@
+from sqlalchemy import func, select
+
+from core.security import hash_token
+from models import ApiToken, Product, Role, Store, User
+from models.demo import DEMO_PASSWORD
+
+
+def test_demo_seed_loads_the_store_and_is_idempotent(app, session):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    assert "seeded" in result.output
+    assert session.scalar(select(func.count()).select_from(Store)) == 3
+    assert 45 <= session.scalar(select(func.count()).select_from(Product)) <= 60
+    ddds = {d for u in session.scalars(select(User).where(User.role == Role.SELLER, User.active)) for d in u.region_ddds}
+    assert {"11", "21", "31"} <= ddds
+    assert session.scalar(select(Product).where(Product.name == "Tênis Corrida Preto")) is not None
+    again = runner.invoke(args=["demo", "seed"])
+    assert again.exit_code == 0 and "already seeded" in again.output
+    assert session.scalar(select(func.count()).select_from(Store)) == 3
+
+
+def test_demo_seed_refuses_real_data(app, session):
+    session.add(Store(code="REAL", name="Loja de verdade"))
+    session.commit()
+    result = app.test_cli_runner().invoke(args=["demo", "seed"])
+    assert result.exit_code == 1
+    assert "recusada" in result.output
+    assert session.scalar(select(func.count()).select_from(Product)) == 0
+
+
+def test_users_create_and_token(app, session):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "Gerente@Loja.com", "--role", "manager", "--password-stdin"],
+                           input="uma-senha-forte\n")
+    assert result.exit_code == 0, result.output
+    user = session.scalar(select(User).where(User.email == "gerente@loja.com"))
+    assert user.role is Role.MANAGER
+    assert user.password_hash and "uma-senha-forte" not in user.password_hash
+
+    token_result = runner.invoke(args=["users", "token", "gerente@loja.com"])
+    token = token_result.output.strip()
+    assert token_result.exit_code == 0 and len(token) > 30
+    stored = session.scalars(select(ApiToken)).all()
+    assert [t.token_hash for t in stored] == [hash_token(token)]
+
+
+def test_users_create_reports_bad_input(app, session):
+    runner = app.test_cli_runner()
+    bad_role = runner.invoke(args=["users", "create", "a@b.com", "--role", "king", "--password-stdin"], input="x" * 12)
+    assert bad_role.exit_code != 0 and "role" in bad_role.output.lower()
+    short = runner.invoke(args=["users", "create", "a@b.com", "--role", "seller", "--password-stdin"], input="curta\n")
+    assert short.exit_code == 1 and "password" in short.output
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_demo_password_is_long_enough_for_the_console():
+    assert len(DEMO_PASSWORD) >= 10

@@ -1,0 +1,72 @@
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from models import Cart, CartItem, Customer, Message, MessageStatus, Direction, Product, Order, OrderStatus
+
+
+def test_times_come_back_aware_utc(session):
+    sp = timezone(timedelta(hours=-3))
+    c = Customer(phone="+5511999990001", opted_out_at=datetime(2026, 11, 22, 10, 0, tzinfo=sp))
+    session.add(c)
+    session.commit()
+    session.expire_all()
+    got = session.get(Customer, c.id)
+    assert got.opted_out_at == datetime(2026, 11, 22, 13, 0, tzinfo=timezone.utc)
+    assert got.opted_out_at.utcoffset() == timedelta(0)
+    assert got.created_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(session):
+    session.add(Customer(phone="+5511999990002", opted_out_at=datetime(2026, 1, 1)))
+    with pytest.raises(StatementError):
+        session.flush()
+
+
+def test_money_is_decimal_and_exact(session):
+    cart = Cart(customer=Customer(phone="+5511999990003"))
+    cart.items = [CartItem(sku="A", name="A", quantity=3, unit_price=Decimal("0.10")),
+                  CartItem(sku="B", name="B", quantity=1, unit_price=Decimal("79.90"))]
+    cart.recompute_total()
+    session.add(cart)
+    session.commit()
+    session.expire_all()
+    got = session.get(Cart, cart.id)
+    assert got.total == Decimal("80.20") and isinstance(got.total, Decimal)
+
+
+@pytest.mark.parametrize("model,kwargs", [
+    (Customer, {"phone": "+5511999990004"}),
+    (Product, {"sku": "SKU-1", "name": "x", "price": Decimal("1.00")}),
+])
+def test_unique_keys(session, model, kwargs):
+    session.add(model(**kwargs))
+    session.flush()
+    session.add(model(**kwargs))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_provider_sid_is_unique(session):
+    c = Customer(phone="+5511999990005")
+    session.add(c)
+    session.flush()
+    for _ in range(2):
+        session.add(Message(customer_id=c.id, direction=Direction.INBOUND, kind="shopper", body="oi",
+                            provider_sid="SM1", status=MessageStatus.RECEIVED))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_enum_columns_refuse_unknown_values(session):
+    c = Customer(phone="+5511999990006")
+    session.add(c)
+    session.flush()
+    session.add(Order(external_id="o-1", customer_id=c.id, status="shipped", total=Decimal("1"),
+                      placed_at=datetime.now(timezone.utc)))
+    with pytest.raises((StatementError, LookupError)):
+        session.flush()
+    session.rollback()
+    assert OrderStatus("paid") is OrderStatus.PAID

@@ -1,0 +1,105 @@
+"""`flask --app app <group> <command>`: thin wrappers that parse arguments and call core functions."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from crm.users import UserError, create_user, issue_api_token
+from models import demo, migrate
+
+
+def _rt():
+    from web import runtime
+
+    return runtime()
+
+
+db_cli = AppGroup("db", help="Database schema (Alembic).")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrate.upgrade(_rt().db.engine, revision)
+    click.echo(f"database at {migrate.current_revision(_rt().db.engine)}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the schema)."""
+    migrate.downgrade(_rt().db.engine, revision)
+    click.echo(f"database at {migrate.current_revision(_rt().db.engine)}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    click.echo(migrate.current_revision(_rt().db.engine) or "empty")
+
+
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@demo_cli.command("seed")
+def demo_seed() -> None:
+    """Load the demo store; refuses a database holding non-demo data."""
+    try:
+        with _rt().db.transaction() as session:
+            outcome = demo.seed(session)
+    except demo.DemoRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"demo data {outcome} (users' password: {demo.DEMO_PASSWORD})")
+
+
+@demo_cli.command("is-empty", hidden=True)
+def demo_is_empty() -> None:
+    """Exit 0 when the database has no stores, users or products (used by `make run`)."""
+    with _rt().db.session() as session:
+        sys.exit(0 if demo.is_empty(session) else 1)
+
+
+users_cli = AppGroup("users", help="Console and API users.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "manager", "seller", "backoffice"]))
+@click.option("--name", default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, role: str, name: str | None, password_stdin: bool) -> None:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Senha", hide_input=True, confirmation_prompt=True)
+    try:
+        with _rt().db.transaction() as session:
+            user = create_user(session, email=email, role=role, password=password, name=name)
+            user_id = user.id
+    except UserError as exc:
+        click.echo(f"error: {exc.field}: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"user {user_id} created ({role})")
+
+
+@users_cli.command("token")
+@click.argument("email")
+def users_token(email: str) -> None:
+    """Print a new API token for EMAIL. It is stored hashed and cannot be shown again."""
+    try:
+        with _rt().db.transaction() as session:
+            token = issue_api_token(session, email)
+    except UserError as exc:
+        click.echo(f"error: {exc.field}: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(token)
+
+
+def register_cli(app: Flask) -> None:
+    for group in (db_cli, demo_cli, users_cli):
+        app.cli.add_command(group)
