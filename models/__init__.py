@@ -1,6 +1,7 @@
 """SQLAlchemy models and the session. Importing this package registers every table on Base.metadata."""
 
 from models.base import ZERO, Base, utcnow
+from models.bot import BotText, FaqEntry, HandoffRequest, HandoffStatus, WhatsAppTemplate
 from models.catalog import Product
 from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
 from models.db import Database, make_engine
@@ -14,4 +15,5 @@ __all__ = [
     "Message", "MessageStatus", "Direction",
     "Cart", "CartItem", "CartStatus", "Order", "OrderItem", "OrderStatus",
     "SystemFlag",
+    "FaqEntry", "BotText", "WhatsAppTemplate", "HandoffRequest", "HandoffStatus",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -100,6 +101,26 @@ def users_token(email: str) -> None:
     click.echo(token)
 
 
+catalog_cli = AppGroup("catalog", help="Product catalog.")
+
+
+@catalog_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def catalog_import(file: Path) -> None:
+    """Import FILE (.csv or .json): every row or none; each bad row reported with its line and field."""
+    from bot.catalog_import import CatalogImportError, import_catalog
+
+    try:
+        with _rt().db.transaction() as session:
+            report = import_catalog(session, file)
+    except CatalogImportError as exc:
+        for error in exc.errors:
+            click.echo(f"{file.name}: line {error.line}: {error.field}: {error.message}", err=True)
+        click.echo(f"error: nothing imported ({len(exc.errors)} problem(s))", err=True)
+        sys.exit(1)
+    click.echo(f"imported {report.created} new and {report.updated} updated products")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, demo_cli, users_cli):
+    for group in (db_cli, demo_cli, users_cli, catalog_cli):
         app.cli.add_command(group)
