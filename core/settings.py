@@ -41,6 +41,7 @@ class Settings:
     twilio_whatsapp_from: str
     twilio_api_url: str
     public_base_url: str
+    shop_base_url: str  # the shop's own site: product pages and the checkout the bot links to
     store_webhook_secret: str = field(repr=False)
     store_timezone: ZoneInfo
     recovery_tick_seconds: int
@@ -126,6 +127,7 @@ class Settings:
             twilio_whatsapp_from=sender,
             twilio_api_url=_http_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
             public_base_url=_http_url(env, "PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+            shop_base_url=_http_url(env, "SHOP_BASE_URL", "https://loja.example"),
             store_webhook_secret=store_secret,
             store_timezone=timezone,
             recovery_tick_seconds=_int(env, "RECOVERY_TICK_SECONDS", 300, minimum=10, maximum=3600),
