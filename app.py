@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.logging import configure_logging
 from core.runtime import Runtime
@@ -34,6 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
     app.extensions["runtime"] = runtime
+    if settings.trusted_proxies:
+        # Behind a load balancer: client IPs (rate limits) and the scheme come from its headers.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
     from web import init_app as init_web
 

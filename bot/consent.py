@@ -18,12 +18,21 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", unidecode(text or "").lower())).strip()
 
 
-# Short phrases that mean the same as the keyword alone.
-_OPT_OUT_PHRASE = re.compile(
-    r"^(quero |pode |por favor )?(me )?(sair|parar|cancelar|descadastrar|descadastra|remover|tirar)"
-    r"( me)?( da lista| de receber( mensagens| as mensagens)?| as mensagens| o cadastro| meu numero)?( por favor)?$"
-)
-_OPT_OUT_SENTENCE = re.compile(r"^(nao quero|nao desejo) (mais )?receber( mensagens| essas mensagens)?$")
+# Short phrases that mean the same as the keyword alone. Deliberately anchored: a product question that merely
+# contains "sair" or "parar" is not an opt-out.
+_POLITE = r"(por favor |pfv |pf )?(eu )?"
+_OPT_OUT_PATTERNS = [
+    re.compile(
+        rf"^{_POLITE}(quero |pode |gostaria de |desejo )?(me )?"
+        r"(sair|parar|cancelar|descadastrar|descadastra|descadastre|remover|tirar|tira|tire)( me)?"
+        r"( d(a|essa|esta) lista| de receber( mensagens| as mensagens| mais)?| as mensagens| o cadastro| meu numero"
+        r"| minha inscricao| a inscricao| inscricao)?( por favor)?$"),
+    re.compile(rf"^{_POLITE}(nao quero|nao desejo) (mais )?receber( mais)?( mensagens| essas mensagens| nada)?( por favor)?$"),
+    re.compile(rf"^{_POLITE}(pare|parem|para) de (me )?(mandar|enviar)( mensagens| mensagem| isso)?( por favor)?$"),
+    re.compile(rf"^{_POLITE}nao (me )?(mande|mandem|envie|enviem) mais( mensagens| nada| mensagem)?( por favor)?$"),
+    re.compile(rf"^{_POLITE}(me )?(tira|tire|remova|remove) (da|dessa|desta) lista( por favor)?$"),
+    re.compile(rf"^{_POLITE}cancelar (a )?inscricao( por favor)?$"),
+]
 
 
 def consent_change(text: str) -> Consent | None:
@@ -39,6 +48,6 @@ def consent_change(text: str) -> Consent | None:
         if words[0] in OPT_IN_WORDS:
             return "opt_in"
         return None
-    if _OPT_OUT_PHRASE.match(normalized) or _OPT_OUT_SENTENCE.match(normalized):
+    if any(pattern.match(normalized) for pattern in _OPT_OUT_PATTERNS):
         return "opt_out"
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rq import Queue
+from rq.exceptions import DuplicateJobError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -27,13 +28,33 @@ def queues_for(runtime: Runtime) -> list[Queue]:
     return [queue(runtime, name) for name in QUEUE_NAMES]
 
 
+_PENDING = "jobs_after_commit"
+
+
 def enqueue_after_commit(session: Session, runtime: Runtime, name: str, func: Callable | str, *args: Any, **kwargs: Any) -> None:
     """Enqueue once ``session``'s transaction commits; never if it rolls back.
 
     A fast worker must not pick up a job that reads a row the producer has not committed yet.
     """
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+        event.listen(session, "after_commit", _flush_pending)
+        event.listen(session, "after_transaction_end", _drop_pending)
+    pending.append((runtime, name, func, args, kwargs))
 
-    def _enqueue(_session: Session) -> None:
-        queue(runtime, name).enqueue(func, *args, **kwargs)
 
-    event.listen(session, "after_commit", _enqueue, once=True)
+def _flush_pending(session: Session) -> None:
+    pending = session.info.get(_PENDING) or []
+    jobs, pending[:] = list(pending), []
+    for runtime, name, func, args, kwargs in jobs:
+        try:
+            queue(runtime, name).enqueue(func, *args, **kwargs)
+        except DuplicateJobError:
+            pass  # a unique job with this id is already queued, running or recently done
+
+
+def _drop_pending(session: Session, transaction) -> None:
+    # The outermost transaction ended without a commit (after_commit already emptied the list otherwise).
+    if transaction.parent is None and session.info.get(_PENDING):
+        session.info[_PENDING].clear()

@@ -37,8 +37,13 @@ class PeriodicJob:
 
 
 def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
-    """Every periodic job of the project. Later features append theirs here."""
-    return []
+    """Every periodic job of the project."""
+    tick = runtime.settings.recovery_tick_seconds
+    return [
+        PeriodicJob(func="recovery.jobs.tick", interval=tick, queue="default", timeout=max(60, tick * 2)),
+        PeriodicJob(func="recovery.jobs.purge_expired_coupons", interval=3600, queue="low"),
+        PeriodicJob(func="bot.jobs.sweep_stale_pending", interval=300, queue="low"),
+    ]
 
 
 class ProjectScheduler(Scheduler):

@@ -36,4 +36,7 @@ def hmac_sha256_hex(key: str, body: bytes) -> str:
 
 
 def signatures_match(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected, given.strip().lower())
+    """Constant-time comparison of hex signatures; a malformed (e.g. non-ASCII) header simply does not match."""
+    if not given or not given.isascii():
+        return False
+    return hmac.compare_digest(expected, given.strip().lower())

@@ -41,12 +41,14 @@ class Settings:
     twilio_whatsapp_from: str
     twilio_api_url: str
     public_base_url: str
+    store_name: str  # the brand's name as shoppers know it
     shop_base_url: str  # the shop's own site: product pages and the checkout the bot links to
     store_webhook_secret: str = field(repr=False)
     store_timezone: ZoneInfo
     recovery_tick_seconds: int
     send_rate_per_second: int
     automated_pacing_seconds: float
+    trusted_proxies: int  # reverse proxies in front of the web app whose X-Forwarded-* headers are believed
 
     @property
     def outbox_mode(self) -> bool:
@@ -127,12 +129,14 @@ class Settings:
             twilio_whatsapp_from=sender,
             twilio_api_url=_http_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
             public_base_url=_http_url(env, "PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+            store_name=(env.get("STORE_NAME") or "Loja Demo").strip()[:80],
             shop_base_url=_http_url(env, "SHOP_BASE_URL", "https://loja.example"),
             store_webhook_secret=store_secret,
             store_timezone=timezone,
             recovery_tick_seconds=_int(env, "RECOVERY_TICK_SECONDS", 300, minimum=10, maximum=3600),
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 80, minimum=1, maximum=10_000),
             automated_pacing_seconds=_float(env, "AUTOMATED_PACING_SECONDS", 6.0, minimum=0.0, maximum=3600.0),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0, maximum=5),
         )
 
 

@@ -7,6 +7,9 @@ from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderS
 from models.db import Database, make_engine
 from models.messaging import Direction, Message, MessageStatus
 from models.people import ApiToken, Customer, Role, Store, User
+from models.recovery import (
+    AttemptStatus, Coupon, CouponKind, CouponRule, FrequencyUnit, RecoveryAttempt, RecoverySettings, StoreEvent,
+)
 from models.system import SystemFlag
 
 __all__ = [
@@ -15,5 +18,7 @@ __all__ = [
     "Message", "MessageStatus", "Direction",
     "Cart", "CartItem", "CartStatus", "Order", "OrderItem", "OrderStatus",
     "SystemFlag",
+    "RecoverySettings", "CouponRule", "CouponKind", "Coupon", "RecoveryAttempt", "AttemptStatus",
+    "FrequencyUnit", "StoreEvent",
     "FaqEntry", "BotText", "WhatsAppTemplate", "HandoffRequest", "HandoffStatus",
 ]

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.security import hash_password
-from models import Product, Role, Store, SystemFlag, User
+from models import CouponKind, CouponRule, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User
+from models.recovery import DEFAULT_TEMPLATE
 
 DEMO_FLAG = "demo_data"
 DEMO_PASSWORD = "demo-senha-123"
@@ -80,6 +81,17 @@ def demo_products() -> list[dict]:
     return products
 
 
+def _seed_recovery(session: Session) -> None:
+    """Recovery on: 10 minutes, a 10 % coupon valid 24 h, at most one message per shopper every 7 days."""
+    rule = CouponRule(name="Recuperador de vendas 10%", kind=CouponKind.PERCENT, value=Decimal("10"),
+                      min_order=Decimal("0"), recovery_only=True, active=True)
+    session.add(rule)
+    session.flush()
+    session.add(RecoverySettings(id=1, enabled=True, delay_minutes=10, coupon_rule_id=rule.id, coupon_validity_hours=24,
+                                 frequency_count=7, frequency_unit=FrequencyUnit.DAYS, coupon_use_pause_days=30,
+                                 template=DEFAULT_TEMPLATE, quiet_start="21:00", quiet_end="09:00"))
+
+
 class DemoRefused(RuntimeError):
     pass
 
@@ -115,6 +127,7 @@ def seed(session: Session) -> str:
         )
     for product in demo_products():
         session.add(Product(**product))
+    _seed_recovery(session)
     session.add(SystemFlag(key=DEMO_FLAG, value="1"))
     session.flush()
     return "seeded"

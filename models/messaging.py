@@ -60,6 +60,8 @@ class Message(Base):
     content_sid: Mapped[str | None] = mapped_column(String(64))
     content_variables: Mapped[dict | None] = mapped_column(JSONType)
     automated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Inbound only: the opt-out/opt-in this message applied ("opt_out", "opt_in"), kept for reprocessing.
+    consent: Mapped[str | None] = mapped_column(String(8))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Guards against sending the same logical message twice (e.g. "recovery-attempt-42").
     idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)

@@ -1,7 +1,10 @@
 from sqlalchemy import func, select
 
+from decimal import Decimal
+
 from core.security import hash_token
-from models import ApiToken, Product, Role, Store, User
+from recovery.config import load_settings
+from models import ApiToken, CouponRule, Product, Role, Store, User
 from models.demo import DEMO_PASSWORD
 
 
@@ -15,6 +18,11 @@ def test_demo_seed_loads_the_store_and_is_idempotent(app, session):
     ddds = {d for u in session.scalars(select(User).where(User.role == Role.SELLER, User.active)) for d in u.region_ddds}
     assert {"11", "21", "31"} <= ddds
     assert session.scalar(select(Product).where(Product.name == "Tênis Corrida Preto")) is not None
+    recovery = load_settings(session)
+    assert recovery.enabled and recovery.delay_minutes == 10 and recovery.coupon_validity_hours == 24
+    assert (recovery.frequency_count, recovery.frequency_unit.value) == (7, "days")
+    rule = session.get(CouponRule, recovery.coupon_rule_id)
+    assert rule.kind.value == "percent" and rule.value == Decimal("10")
     again = runner.invoke(args=["demo", "seed"])
     assert again.exit_code == 0 and "already seeded" in again.output
     assert session.scalar(select(func.count()).select_from(Store)) == 3

@@ -50,6 +50,16 @@ def init_app(app: Flask) -> None:
             return jsonify(error="Internal Server Error"), 500
         return "Erro interno. Tente novamente em instantes.", 500
 
+    from web.api import bp as api_bp
     from web.health import bp as health_bp
+    from web.openapi import bp as openapi_bp
+    from web.simulator import bp as simulator_bp
+    from web.store_webhooks import bp as store_webhooks_bp
+    from web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(store_webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(simulator_bp)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -10,7 +12,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from crm.users import UserError, create_user, issue_api_token
-from models import demo, migrate
+from models import demo, migrate, utcnow
 
 
 def _rt():
@@ -121,6 +123,43 @@ def catalog_import(file: Path) -> None:
     click.echo(f"imported {report.created} new and {report.updated} updated products")
 
 
+recovery_cli = AppGroup("recovery", help="The sales recoverer.")
+
+
+@recovery_cli.command("tick")
+@click.option("--now", "now_text", default=None, help="Evaluate due times as of this ISO-8601 instant.")
+def recovery_tick(now_text: str | None) -> None:
+    """Run one recovery tick synchronously and print a one-line JSON summary."""
+    from recovery.tick import run_tick
+
+    now = _parse_now(now_text)
+    with _rt().db.session() as session:
+        summary = run_tick(session, _rt(), now)
+    click.echo(json.dumps(summary.as_json(), sort_keys=True))
+
+
+@recovery_cli.command("rebuild")
+def recovery_rebuild() -> None:
+    """Refill the Redis tracker from the database (after Redis lost its data)."""
+    from recovery.rebuild import rebuild
+
+    with _rt().db.session() as session:
+        summary = rebuild(session, _rt(), utcnow())
+    click.echo(json.dumps(summary.as_json(), sort_keys=True))
+
+
+def _parse_now(text: str | None) -> datetime:
+    if not text:
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO-8601 instant: {text!r}", param_hint="--now") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-11-22T10:00:00-03:00", param_hint="--now")
+    return moment.astimezone(timezone.utc)
+
+
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, demo_cli, users_cli, catalog_cli):
+    for group in (db_cli, demo_cli, users_cli, catalog_cli, recovery_cli):
         app.cli.add_command(group)

@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('consent', sa.String(length=8), nullable=True))
     op.create_table('bot_texts',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
@@ -62,6 +64,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_column('consent')
     with op.batch_alter_table('handoff_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_handoff_requests_status'))
         batch_op.drop_index(batch_op.f('ix_handoff_requests_customer_id'))

@@ -1,0 +1,165 @@
+"""An inbound WhatsApp message: validated, stored once, opt-out applied at once, processing queued.
+
+The webhook calls `receive_inbound` and answers Twilio straight away; the conversation engine runs in an
+RQ job (`bot.jobs.process_inbound`) so a slow moment never exceeds Twilio's 15-second budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.consent import Consent, consent_change
+from core.phones import InvalidPhone, location_of, mask_phone, normalize_phone
+from core.queues import enqueue_after_commit, queue
+from core.runtime import Runtime
+from models import Customer, Direction, Message, MessageStatus
+
+log = logging.getLogger(__name__)
+
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9A-Za-z]{16,62}$")
+MAX_BODY = 4096  # WhatsApp's own limit; anything longer is not from WhatsApp
+MAX_NAME = 120
+SEEN_TTL = 7 * 24 * 3600
+
+
+class InboundError(ValueError):
+    """A malformed webhook form; ``field`` names the culprit for the 400 answer."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InboundForm:
+    sid: str
+    phone: str
+    body: str
+    media_count: int
+    profile_name: str | None
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    duplicate: bool
+    message_id: int | None = None
+    customer_id: int | None = None
+    consent: Consent | None = None
+
+
+def parse_form(form: Mapping[str, str]) -> InboundForm:
+    sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
+    if not MESSAGE_SID.match(sid):
+        raise InboundError("MessageSid", "missing or malformed")
+    try:
+        phone = normalize_phone(form.get("From", ""))
+    except InvalidPhone as exc:
+        raise InboundError("From", str(exc)) from None
+    raw_media = (form.get("NumMedia") or "0").strip()
+    if not re.fullmatch(r"[0-9]{1,2}", raw_media) or int(raw_media) > 10:
+        raise InboundError("NumMedia", "expected a number from 0 to 10")
+    body = (form.get("Body") or "").replace("\x00", "")
+    profile = (form.get("ProfileName") or "").replace("\x00", "").strip()[:MAX_NAME] or None
+    return InboundForm(sid=sid, phone=phone, body=body[:MAX_BODY], media_count=int(raw_media), profile_name=profile)
+
+
+def upsert_customer(session: Session, phone: str, name: str | None) -> Customer:
+    """The customer with this phone, created with its DDD location if new. Safe against a concurrent insert."""
+    customer = session.scalar(select(Customer).where(Customer.phone == phone))
+    if customer is not None:
+        if name and not customer.name:
+            customer.name = name
+        return customer
+    location = location_of(phone)
+    customer = Customer(phone=phone, name=name, ddd=location.ddd, city=location.city, state=location.state, tags=[])
+    try:
+        with session.begin_nested():
+            session.add(customer)
+    except IntegrityError:
+        customer = session.scalar(select(Customer).where(Customer.phone == phone))
+        if customer is None:
+            raise
+    return customer
+
+
+def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str], now: datetime) -> InboundOutcome:
+    """Store the message once (unique MessageSid, with a Redis fast path for redeliveries), apply an
+    opt-out or opt-in immediately, and queue the reply. Commits."""
+    parsed = parse_form(form)
+    seen_key = runtime.keys("inbound-seen", parsed.sid)
+    if runtime.redis.exists(seen_key):
+        return InboundOutcome(duplicate=True)
+    stored = session.execute(select(Message.id, Message.consent).where(Message.provider_sid == parsed.sid)).first()
+    if stored is not None:
+        # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
+        # queued (a Redis blip): queue it again. The job id is fixed and unique, and the job idempotent.
+        _enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
+        runtime.redis.set(seen_key, 1, ex=SEEN_TTL)
+        return InboundOutcome(duplicate=True)
+
+    customer = upsert_customer(session, parsed.phone, parsed.profile_name)
+    message = Message(customer_id=customer.id, direction=Direction.INBOUND, kind="shopper", body=parsed.body,
+                      media_count=parsed.media_count, provider_sid=parsed.sid, status=MessageStatus.RECEIVED,
+                      created_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        # The same MessageSid is being stored by a concurrent redelivery: theirs counts.
+        session.rollback()
+        return InboundOutcome(duplicate=True)
+
+    if customer.last_inbound_at is None or customer.last_inbound_at < now:
+        customer.last_inbound_at = now
+    consent = _apply_consent(customer, parsed.body, now)
+    message.consent = consent
+
+    from recovery import tracker
+
+    _enqueue_processing(runtime, message.id, consent, after_commit_of=session)
+    session.commit()
+    runtime.redis.set(seen_key, 1, ex=SEEN_TTL)
+    if customer.opted_out:
+        tracker.forget(runtime, customer.id)
+    else:
+        tracker.note_interaction(session, runtime, customer.id, now)
+    log.info("inbound %s from %s stored as message %s%s", parsed.sid, mask_phone(parsed.phone), message.id,
+             f" ({consent})" if consent else "")
+    return InboundOutcome(duplicate=False, message_id=message.id, customer_id=customer.id, consent=consent)
+
+
+def _enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | None, *,
+                        after_commit_of: Session | None) -> None:
+    options = dict(job_id=f"{runtime.keys.prefix}-inbound-{message_id}", retry=Retry(max=2, interval=[5, 30]),
+                   job_timeout=60, unique=True)
+    if after_commit_of is not None:
+        enqueue_after_commit(after_commit_of, runtime, "high", "bot.jobs.process_inbound", message_id, consent,
+                             **options)
+        return
+    try:
+        queue(runtime, "high").enqueue("bot.jobs.process_inbound", message_id, consent, **options)
+    except DuplicateJobError:
+        pass  # still queued, running, or recently done
+
+
+def _apply_consent(customer: Customer, body: str, now: datetime) -> Consent | None:
+    """The consent change this message makes, if any (already opted out + 'SAIR' again changes nothing)."""
+    wanted = consent_change(body)
+    if wanted == "opt_out" and customer.opted_out_at is None:
+        customer.opted_out_at = now
+        return "opt_out"
+    if wanted == "opt_in" and customer.opted_out_at is not None:
+        customer.opted_out_at = None
+        return "opt_in"
+    return None

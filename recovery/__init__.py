@@ -1,0 +1,1 @@
+"""The sales recoverer: tracker, tick, eligibility, coupons, store events, results."""

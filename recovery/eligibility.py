@@ -1,0 +1,110 @@
+"""May this shopper get a recovery message now? Judged at send time against the database, the source of truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from bot.window import in_service_window, template_for
+from core.phones import InvalidPhone, normalize_phone
+from models import (
+    AttemptStatus, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Order, OrderStatus,
+    RecoveryAttempt, RecoverySettings,
+)
+from recovery.config import parse_hhmm
+
+RECOVERY_KIND = "recovery"
+
+# Refusal reasons, recorded on the attempt and reported by reason.
+DISABLED = "disabled"
+OPTED_OUT = "opted_out"
+PURCHASED = "purchased"
+HANDOFF = "handoff"
+FREQUENCY = "frequency_limit"
+COUPON_PAUSE = "recent_coupon_use"
+EXPIRED = "too_old"
+OUTSIDE_WINDOW = "outside_24h_window"
+INVALID_NUMBER = "invalid_number"
+QUIET_HOURS = "quiet_hours"  # deferred, not dropped
+
+
+@dataclass(frozen=True)
+class Decision:
+    send: bool
+    reason: str | None = None
+    defer_until: datetime | None = None
+
+
+SEND = Decision(True)
+
+
+def quiet_hours_end(settings: RecoverySettings, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """When the quiet period containing ``now`` ends, or None when ``now`` is not in quiet hours."""
+    start, end = parse_hhmm(settings.quiet_start), parse_hhmm(settings.quiet_end)
+    if start == end:
+        return None
+    local = now.astimezone(tz)
+    clock = local.time().replace(tzinfo=None)
+    if start < end:  # e.g. 13:00-14:00, same day
+        quiet = start <= clock < end
+        end_day = local.date()
+    else:  # e.g. 21:00-09:00, across midnight
+        quiet = clock >= start or clock < end
+        end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+    if not quiet:
+        return None
+    # Built in local time then converted, so a DST change at night still lands on the morning's wall clock.
+    return datetime.combine(end_day, end, tzinfo=tz).astimezone(now.tzinfo)
+
+
+def frequency_window(settings: RecoverySettings) -> timedelta:
+    unit = timedelta(hours=1) if settings.frequency_unit is FrequencyUnit.HOURS else timedelta(days=1)
+    return unit * settings.frequency_count
+
+
+def judge(session: Session, settings: RecoverySettings, customer: Customer, attempt: RecoveryAttempt,
+          now: datetime, tz: ZoneInfo) -> Decision:
+    """Every refusal has a reason; quiet hours defer instead of refusing."""
+    if not settings.enabled:
+        return Decision(False, DISABLED)
+    if customer.opted_out_at is not None:
+        return Decision(False, OPTED_OUT)
+    try:
+        normalize_phone(customer.phone)
+    except InvalidPhone:
+        return Decision(False, INVALID_NUMBER)
+    if now - attempt.interaction_at > timedelta(hours=settings.max_age_hours):
+        return Decision(False, EXPIRED)
+    bought = session.scalar(select(exists().where(
+        Order.customer_id == customer.id, Order.placed_at >= attempt.interaction_at,
+        Order.status != OrderStatus.CANCELLED)))
+    if bought:
+        return Decision(False, PURCHASED)
+    with_seller = session.scalar(select(exists().where(
+        HandoffRequest.customer_id == customer.id,
+        HandoffRequest.status.in_([HandoffStatus.OPEN, HandoffStatus.ASSIGNED]))))
+    if with_seller:
+        return Decision(False, HANDOFF)
+    recently_sent = session.scalar(select(exists().where(
+        RecoveryAttempt.customer_id == customer.id, RecoveryAttempt.status == AttemptStatus.SENT,
+        RecoveryAttempt.id != attempt.id, RecoveryAttempt.sent_at > now - frequency_window(settings))))
+    if recently_sent:
+        return Decision(False, FREQUENCY)
+    if settings.coupon_use_pause_days > 0:
+        used_coupon = session.scalar(select(exists().where(
+            Coupon.customer_id == customer.id, Coupon.redeemed_at.is_not(None),
+            Coupon.redeemed_at > now - timedelta(days=settings.coupon_use_pause_days))))
+        if used_coupon:
+            return Decision(False, COUPON_PAUSE)
+    if not in_service_window(customer, now) and template_for(session, RECOVERY_KIND) is None:
+        return Decision(False, OUTSIDE_WINDOW)
+    quiet_until = quiet_hours_end(settings, now, tz)
+    if quiet_until is not None:
+        if quiet_until - attempt.interaction_at > timedelta(hours=settings.max_age_hours):
+            return Decision(False, EXPIRED)  # the morning is too late: it would exceed the maximum age
+        return Decision(False, QUIET_HOURS, defer_until=quiet_until)
+    return SEND

@@ -1,0 +1,118 @@
+"""Judge and send one recovery attempt: exactly one message per abandonment.
+
+The attempt row (unique on customer + interaction) is committed before anything is sent; the message is
+queued with the idempotency key ``recovery-<attempt id>``, and the coupon is unique per attempt, so a retried
+job, a second worker or a re-claimed entry finds the work done and does nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.sender import queue_message
+from core.phones import mask_phone
+from core.runtime import Runtime
+from models import AttemptStatus, Cart, CartStatus, CouponRule, Customer, RecoveryAttempt, RecoverySettings
+from recovery import coupons, eligibility
+from recovery.config import coupon_url, load_settings
+from recovery.messages import build_variables, render_message
+from recovery.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent, skipped, deferred, noop
+    reason: str | None = None
+
+
+def choose_variant(settings: RecoverySettings, customer_id: int) -> str:
+    """A stable split: the same shopper always lands in the same variant for a given percentage."""
+    if not settings.variant_b_percent or not settings.variant_b_template:
+        return "A"
+    bucket = int(hashlib.sha256(f"variant:{customer_id}".encode()).hexdigest()[:8], 16) % 100
+    return "B" if bucket < settings.variant_b_percent else "A"
+
+
+def _lock_customer(session: Session, customer_id: int) -> Customer | None:
+    # Serialises judgements of one shopper (two abandonments judged at once must not both pass the
+    # frequency limit). On SQLite every transaction already takes the write lock up front.
+    query = select(Customer).where(Customer.id == customer_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: datetime) -> Outcome:
+    """Commits. Safe to call any number of times for the same attempt."""
+    attempt = session.get(RecoveryAttempt, attempt_id)
+    if attempt is None:
+        return Outcome("noop")
+    customer = _lock_customer(session, attempt.customer_id)
+    session.refresh(attempt)
+    if attempt.status is not AttemptStatus.CLAIMED or customer is None:
+        session.rollback()
+        return Outcome("noop")
+
+    settings = load_settings(session)
+    decision = eligibility.judge(session, settings, customer, attempt, now, runtime.settings.store_timezone)
+    if decision.defer_until is not None:
+        attempt.status = AttemptStatus.DEFERRED
+        attempt.skip_reason = decision.reason
+        attempt.due_at = decision.defer_until
+        session.commit()
+        Tracker(runtime).note(customer.id, attempt.interaction_at, decision.defer_until)
+        return Outcome("deferred", decision.reason)
+    if not decision.send:
+        attempt.status = AttemptStatus.SKIPPED
+        attempt.skip_reason = decision.reason
+        session.commit()
+        log.info("recovery attempt %s for %s skipped: %s", attempt.id, mask_phone(customer.phone), decision.reason)
+        return Outcome("skipped", decision.reason)
+
+    variant = choose_variant(settings, customer.id)
+    template = settings.variant_b_template if variant == "B" else settings.template
+    rule_id = settings.variant_b_coupon_rule_id if variant == "B" else settings.coupon_rule_id
+    rule = session.get(CouponRule, rule_id) if rule_id else None
+    coupon = None
+    if rule is not None and rule.active:
+        coupon = coupons.issue(session, rule=rule, customer_id=customer.id, attempt_id=attempt.id, now=now,
+                               validity_hours=settings.coupon_validity_hours)
+
+    cart = session.scalar(
+        select(Cart).where(Cart.customer_id == customer.id, Cart.status.in_([CartStatus.OPEN, CartStatus.ABANDONED]))
+        .order_by(Cart.updated_at.desc()).limit(1)
+    )
+    shop = runtime.settings.shop_base_url
+    variables = build_variables(
+        name=customer.name, store_name=runtime.settings.store_name,
+        items=[(item.name, item.quantity, item.unit_price) for item in cart.items] if cart else [],
+        total=cart.total if cart else None,
+        checkout_url=(cart.checkout_url if cart and cart.checkout_url else f"{shop}/checkout"),
+        coupon_code=coupon.code if coupon else None,
+        coupon_description=coupons.describe(rule) if coupon else None,
+        coupon_url=coupon_url(settings.coupon_url_pattern, shop, coupon.code) if coupon else None,
+        coupon_expires_at=coupon.expires_at if coupon else None,
+        timezone=runtime.settings.store_timezone,
+    )
+    body = render_message(template, variables)
+    message = queue_message(session, runtime, customer, kind=eligibility.RECOVERY_KIND, body=body, automated=True,
+                            now=now, idempotency_key=f"recovery-{attempt.id}",
+                            template_values={k: v for k, v in variables.items() if isinstance(v, str)})
+    attempt.status = AttemptStatus.SENT
+    attempt.skip_reason = None
+    attempt.variant = variant
+    attempt.coupon_rule_id = rule.id if coupon else None
+    attempt.message_id = message.id
+    attempt.sent_at = now
+    session.commit()
+    log.info("recovery attempt %s for %s: message %s queued (variant %s)", attempt.id, mask_phone(customer.phone),
+             message.id, variant)
+    return Outcome("sent")

@@ -1,0 +1,178 @@
+"""The recoverer's numbers for a period of the store's calendar: totals, per day, per A/B variant, per coupon rule.
+
+Two cohorts, each read through an indexed time column and aggregated with GROUP BY in the database:
+
+* attempts, skipped (by reason) and deferred count the attempts *created* in the period (``created_at``);
+* sent, delivered, read, failed, recovered orders and revenue, conversion and coupons count the messages
+  *sent* in the period (``sent_at``): an order is credited to the day its recovery message went out, so the
+  conversion rate of a day is recovered / sent of that same day.
+
+Days are the store's local days. Date functions differ between SQLite and PostgreSQL, so the local-day
+number is computed portably: the UTC instants of each local midnight are computed in Python and the database
+places every row with a balanced CASE over them (about log2(days) comparisons per row). DST changes are
+handled because each midnight is converted on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, literal_column, select
+from sqlalchemy.orm import Session
+
+from models import AttemptStatus, Coupon, CouponRule, Message, MessageStatus, Order, OrderStatus, RecoveryAttempt
+from models.base import UTCDateTime
+
+CENT = Decimal("0.01")
+RATE = Decimal("0.0001")
+VARIANTS = ("A", "B")
+DELIVERED = {MessageStatus.DELIVERED, MessageStatus.READ}
+READ = {MessageStatus.READ}
+FAILED = {MessageStatus.FAILED, MessageStatus.UNDELIVERED}
+
+
+def local_midnights(start: date, end: date, tz: ZoneInfo) -> list[datetime]:
+    """UTC instants of the local midnights from ``start`` to the day after ``end`` (len = days + 1)."""
+    days = (end - start).days + 1
+    return [datetime.combine(start + timedelta(days=i), time(0), tzinfo=tz).astimezone(timezone.utc)
+            for i in range(days + 1)]
+
+
+def _day_number(column, bounds: list[datetime]):
+    """SQL: the index i with bounds[i] <= column < bounds[i + 1], for rows already inside the period."""
+
+    def build(low: int, high: int):
+        if low == high:
+            return literal_column(str(low))
+        middle = (low + high + 1) // 2
+        return case((column < literal(bounds[middle], UTCDateTime()), build(low, middle - 1)),
+                    else_=build(middle, high))
+
+    return build(0, len(bounds) - 2)
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "attempts": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0, "skipped": 0, "skipped_by_reason": {},
+        "deferred": 0, "recovered_orders": 0, "recovered_revenue": Decimal("0"), "conversion_rate": 0.0,
+        "coupons_issued": 0, "coupons_redeemed": 0,
+    }
+
+
+def _finish(metrics: dict[str, Any]) -> dict[str, Any]:
+    sent = metrics["sent"]
+    rate = (Decimal(metrics["recovered_orders"]) / Decimal(sent)).quantize(RATE, ROUND_HALF_UP) if sent else Decimal(0)
+    metrics["conversion_rate"] = float(rate)
+    metrics["recovered_revenue"] = f"{Decimal(metrics['recovered_revenue']).quantize(CENT, ROUND_HALF_UP)}"
+    metrics["skipped_by_reason"] = dict(sorted(metrics["skipped_by_reason"].items()))
+    return metrics
+
+
+def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) -> dict[str, Any]:
+    """Numbers for the local days ``start``..``end`` (inclusive). Money as strings with 2 decimals."""
+    if start > end:
+        raise ValueError("start must not be after end")
+    bounds = local_midnights(start, end, tz)
+    low, high = bounds[0], bounds[-1]
+    days = [start + timedelta(days=i) for i in range(len(bounds) - 1)]
+
+    totals = _empty()
+    by_day = [_empty() for _ in days]
+    by_variant = {v: _empty() for v in VARIANTS}
+    coupons: dict[int, dict[str, Any]] = {}
+
+    def buckets(day: int, variant: str):
+        yield totals
+        yield by_day[day]
+        yield by_variant.setdefault(variant or "A", _empty())
+
+    # 1. Attempts created in the period: how many, skipped by reason, deferred.
+    A = RecoveryAttempt
+    created = (
+        select(_day_number(A.created_at, bounds).label("day_no"), A.variant.label("variant"), A.status.label("status"),
+               A.skip_reason.label("reason"))
+        .where(A.created_at >= low, A.created_at < high)
+        .subquery()
+    )
+    rows = session.execute(
+        select(created.c.day_no, created.c.variant, created.c.status, created.c.reason, func.count())
+        .group_by(created.c.day_no, created.c.variant, created.c.status, created.c.reason))
+    for day, variant, status, reason, count in rows:
+        for m in buckets(int(day), variant):
+            m["attempts"] += count
+            if status is AttemptStatus.SKIPPED:
+                m["skipped"] += count
+                key = reason or "unknown"
+                m["skipped_by_reason"][key] = m["skipped_by_reason"].get(key, 0) + count
+            elif status is AttemptStatus.DEFERRED:
+                m["deferred"] += count
+
+    # 2. Messages sent in the period: delivery, coupons issued/redeemed.
+    sent = (
+        select(_day_number(A.sent_at, bounds).label("day_no"), A.variant.label("variant"),
+               Message.status.label("message_status"), A.coupon_rule_id.label("rule_id"),
+               case((Coupon.redeemed_at.is_not(None), 1), else_=0).label("redeemed"))
+        .select_from(A)
+        .outerjoin(Message, Message.id == A.message_id)
+        .outerjoin(Coupon, Coupon.attempt_id == A.id)
+        .where(A.status == AttemptStatus.SENT, A.sent_at >= low, A.sent_at < high)
+        .subquery()
+    )
+    rows = session.execute(
+        select(sent.c.day_no, sent.c.variant, sent.c.message_status, sent.c.rule_id, sent.c.redeemed, func.count())
+        .group_by(sent.c.day_no, sent.c.variant, sent.c.message_status, sent.c.rule_id, sent.c.redeemed))
+    for day, variant, message_status, rule_id, redeemed, count in rows:
+        redeemed_count = count if redeemed else 0
+        for m in buckets(int(day), variant):
+            m["sent"] += count
+            if message_status in DELIVERED:
+                m["delivered"] += count
+            if message_status in READ:
+                m["read"] += count
+            if message_status in FAILED:
+                m["failed"] += count
+            if rule_id is not None:
+                m["coupons_issued"] += count
+                m["coupons_redeemed"] += redeemed_count
+        if rule_id is not None:
+            rule = coupons.setdefault(int(rule_id), {"rule_id": int(rule_id), "issued": 0, "redeemed": 0})
+            rule["issued"] += count
+            rule["redeemed"] += redeemed_count
+
+    # 3. Orders credited to messages sent in the period (cancelled orders do not count).
+    recovered = (
+        select(_day_number(A.sent_at, bounds).label("day_no"), A.variant.label("variant"), Order.total.label("total"))
+        .select_from(A)
+        .join(Order, and_(Order.id == A.recovered_order_id, Order.status != OrderStatus.CANCELLED))
+        .where(A.status == AttemptStatus.SENT, A.sent_at >= low, A.sent_at < high)
+        .subquery()
+    )
+    rows = session.execute(
+        select(recovered.c.day_no, recovered.c.variant, func.count(), func.sum(recovered.c.total))
+        .group_by(recovered.c.day_no, recovered.c.variant))
+    for day, variant, count, revenue in rows:
+        amount = Decimal(str(revenue or 0))
+        for m in buckets(int(day), variant):
+            m["recovered_orders"] += count
+            m["recovered_revenue"] += amount
+
+    if coupons:
+        names = dict(session.execute(select(CouponRule.id, CouponRule.name).where(CouponRule.id.in_(list(coupons)))).all())
+        for rule_id, entry in coupons.items():
+            entry["rule_name"] = names.get(rule_id)
+
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "timezone": tz.key,
+        "totals": _finish(totals),
+        "by_day": [{"date": d.isoformat(), **_finish(m)} for d, m in zip(days, by_day)],
+        "by_variant": {v: _finish(m) for v, m in by_variant.items()},
+        "coupons": [
+            {"rule_id": e["rule_id"], "rule_name": e.get("rule_name"), "issued": e["issued"], "redeemed": e["redeemed"]}
+            for _, e in sorted(coupons.items())
+        ],
+    }

@@ -1,0 +1,175 @@
+"""Crash and outage survival: real worker processes, SIGKILL, provider outages, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from rq import Queue
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
+
+from core.runtime import Runtime, set_runtime
+from core.settings import PROJECT_ROOT, Settings
+from models import Customer, Message, MessageStatus
+from recovery.tick import run_tick
+from recovery.tracker import note_interaction
+from tests.fake_twilio import FakeTwilio
+from tests.recovery_helpers import enable_recovery
+from tests.test_recovery_concurrency import _clear, _redis_url
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
+
+NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
+
+
+def _env(settings: Settings, redis_client, twilio_url: str) -> dict:
+    return {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": _redis_url(redis_client),
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix, "INSTANCE_PATH": str(settings.instance_path),
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_API_URL": twilio_url,
+        "SEND_RATE_PER_SECOND": "1000",
+    }
+
+
+def _start_worker(env: dict, *args: str) -> subprocess.Popen:
+    # Own session: SIGKILL to the group takes the work-horse too, like a machine dying.
+    return subprocess.Popen([sys.executable, "worker.py", *args], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _seed_due_shoppers(session, runtime, count: int, now: datetime) -> list[str]:
+    enable_recovery(session, **NO_QUIET_HOURS)
+    phones = []
+    for i in range(count):
+        phone = f"+551198{i:07d}"
+        session.add(Customer(phone=phone, name=f"Cliente {i}", tags=[], last_inbound_at=now - timedelta(minutes=20)))
+        phones.append(phone)
+    session.commit()
+    for customer_id in session.scalars(select(Customer.id)):
+        note_interaction(session, runtime, customer_id, now - timedelta(minutes=15))
+    return phones
+
+
+def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committed_db, instance_dir, redis_client,
+                                                                       database_url, redis_url):
+    from tests.conftest import make_settings
+
+    with FakeTwilio(delay=0.05) as twilio:
+        settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+                                 TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url, SEND_RATE_PER_SECOND="1000")
+        runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
+        set_runtime(runtime)
+        env = _env(settings, redis_client, twilio.url)
+        now = datetime.now(timezone.utc)
+        try:
+            with committed_db.session() as session:
+                phones = _seed_due_shoppers(session, runtime, 40, now)
+                from recovery.jobs import send_attempts
+
+                send_queue = Queue(runtime.keys.queue("default"), connection=redis_client)
+                summary = run_tick(session, runtime, now, dispatch=lambda ids: send_queue.enqueue(send_attempts, ids))
+            assert summary.claimed == 40
+
+            worker = _start_worker(env)
+            _wait(lambda: len(twilio.accepted) >= 10, 60, "the first sends")
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            in_flight_at_kill = len(twilio.accepted)
+            assert in_flight_at_kill < 40, "the worker finished before it could be killed"
+
+            # The dead worker's job is abandoned: RQ's maintenance retries it (we move the clock past its timeout).
+            for name in ("high", "default", "low"):
+                StartedJobRegistry(runtime.keys.queue(name), connection=redis_client).cleanup(time.time() + 3600)
+            restarted = _start_worker(env)
+            try:
+                def settled():
+                    with committed_db.session() as s:
+                        statuses = Counter(s.scalars(select(Message.status).where(Message.kind == "recovery")))
+                    return sum(statuses.values()) == 40 and statuses[MessageStatus.PENDING] == 0
+                _wait(settled, 90, "every recovery message to be settled")
+            finally:
+                os.killpg(restarted.pid, signal.SIGKILL)
+                restarted.wait(10)
+
+            received = twilio.per_recipient()
+            assert max(received.values()) == 1, "a shopper got two messages"
+            with committed_db.session() as session:
+                statuses = Counter(session.scalars(select(Message.status).where(Message.kind == "recovery")))
+            unknown = statuses.get(MessageStatus.UNKNOWN, 0)
+            # At most once: a message whose provider call was cut by the kill may be lost, never doubled.
+            assert unknown <= 1
+            assert len(received) >= 40 - unknown
+            assert set(received) <= {f"whatsapp:{p}" for p in phones}
+        finally:
+            set_runtime(None)
+            _clear(redis_client, settings.redis_key_prefix)
+
+
+def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, instance_dir, redis_client,
+                                                               database_url, redis_url):
+    """429 and 500 for a while, then recovery: retried with backoff, each message once; permanent errors
+    are recorded and not retried."""
+    from bot.ratelimit import RateLimiter
+    from bot.sender import RetryableSendError, TwilioTransport, deliver
+    from tests.conftest import make_settings
+
+    with FakeTwilio() as twilio:
+        settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+                                 TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url, SEND_RATE_PER_SECOND="1000")
+        runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
+        now = datetime.now(timezone.utc)
+        try:
+            with committed_db.session() as session:
+                _seed_due_shoppers(session, runtime, 6, now)
+                run_tick(session, runtime, now)
+                ids = list(session.scalars(select(Message.id).where(Message.kind == "recovery").order_by(Message.id)))
+            assert len(ids) == 6
+            transport, limiter = TwilioTransport(settings), RateLimiter(redis_client)
+            twilio.fail_next(3, 429, 20429)
+            twilio.fail_next(3, 500, 20500)
+            attempts = Counter()
+            for _round in range(4):  # what RQ's Retry does, without waiting for its backoff
+                for message_id in ids:
+                    with committed_db.session() as session:
+                        try:
+                            deliver(session, runtime, transport, limiter, message_id)
+                        except RetryableSendError:
+                            attempts[message_id] += 1
+            assert sum(attempts.values()) == 6 and twilio.requests == 12
+            assert max(twilio.per_recipient().values()) == 1 and len(twilio.accepted) == 6
+
+            # A permanent error is recorded once and never retried.
+            with committed_db.session() as session:
+                customer = session.scalars(select(Customer)).first()
+                from bot.sender import queue_message
+
+                extra = queue_message(session, runtime, customer, kind="bot", body="oi", automated=False, now=now)
+                session.commit()
+                extra_id = extra.id
+            twilio.fail_next(1, 400, 63016)
+            for _ in range(2):
+                with committed_db.session() as session:
+                    deliver(session, runtime, transport, limiter, extra_id)
+            with committed_db.session() as session:
+                failed = session.get(Message, extra_id)
+                assert failed.status is MessageStatus.FAILED and failed.error_code == "63016"
+            assert twilio.requests == 13
+        finally:
+            _clear(redis_client, settings.redis_key_prefix)

@@ -1,0 +1,383 @@
+"""GET /openapi.json: a hand-written OpenAPI 3.0 description of the JSON API and the webhooks.
+
+Kept next to the code it describes: ranges come from the same constants the validators use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from recovery import config, events
+
+bp = Blueprint("openapi", __name__)
+
+MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _int(bounds: tuple[int, int], description: str = "") -> dict:
+    schema: dict[str, Any] = {"type": "integer", "minimum": bounds[0], "maximum": bounds[1]}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _settings_properties() -> dict[str, dict]:
+    hhmm = {"type": "string", "pattern": config.HHMM.pattern, "example": "21:00"}
+    text = {"type": "string", "minLength": 1, "maxLength": 2000}
+    return {
+        "enabled": {"type": "boolean"},
+        "delay_minutes": _int(config.DELAY_RANGE, "minutos sem interação até a mensagem de recuperação"),
+        "coupon_rule_id": {"type": "integer", "nullable": True, "description": "regra de cupom ativa, ou null"},
+        "coupon_validity_hours": _int(config.VALIDITY_RANGE),
+        "frequency_count": _int(config.FREQUENCY_RANGE),
+        "frequency_unit": {"type": "string", "enum": ["hours", "days"]},
+        "coupon_use_pause_days": _int(config.PAUSE_RANGE),
+        "template": {**text, "description": "texto Jinja (sandbox) da mensagem; variáveis desconhecidas são erro"},
+        "quiet_start": hhmm,
+        "quiet_end": hhmm,
+        "variant_b_template": {**text, "nullable": True},
+        "variant_b_coupon_rule_id": {"type": "integer", "nullable": True},
+        "variant_b_percent": _int((0, 100)),
+        "attribution_days": _int(config.ATTRIBUTION_RANGE),
+        "max_age_hours": _int(config.MAX_AGE_RANGE),
+        "coupon_url_pattern": {**text, "description": "precisa conter {code}; pode usar {shop}",
+                               "example": "{shop}/cupom/{code}"},
+    }
+
+
+def _metrics() -> dict:
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "type": "object",
+        "required": ["attempts", "sent", "delivered", "read", "failed", "skipped", "skipped_by_reason", "deferred",
+                     "recovered_orders", "recovered_revenue", "conversion_rate", "coupons_issued",
+                     "coupons_redeemed"],
+        "properties": {
+            "attempts": {**count, "description": "tentativas criadas no período"},
+            "sent": {**count, "description": "mensagens enviadas no período"},
+            "delivered": {**count, "description": "entregues (inclui lidas)"},
+            "read": count,
+            "failed": {**count, "description": "falhas e não entregues"},
+            "skipped": count,
+            "skipped_by_reason": {"type": "object", "additionalProperties": count},
+            "deferred": count,
+            "recovered_orders": {**count, "description": "pedidos (não cancelados) atribuídos às mensagens enviadas"},
+            "recovered_revenue": {"type": "string", "pattern": MONEY_PATTERN, "example": "159.80"},
+            "conversion_rate": {"type": "number", "minimum": 0, "description": "recovered_orders / sent, 4 casas"},
+            "coupons_issued": count,
+            "coupons_redeemed": count,
+        },
+    }
+
+
+def _schemas() -> dict[str, dict]:
+    money = {"type": "string", "pattern": MONEY_PATTERN, "description": "valor decimal como texto, com ponto",
+             "example": "79.90"}
+    nullable_text = {"type": "string", "nullable": True}
+    moment = {"type": "string", "format": "date-time",
+              "description": "ISO-8601 com fuso horário (sem fuso é erro), entre 2000 e 2099",
+              "example": "2026-11-22T10:00:00-03:00"}
+    settings_props = _settings_properties()
+    return {
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "FieldErrors": {
+            "type": "object", "required": ["error", "fields"],
+            "properties": {
+                "error": {"type": "string", "example": "invalid body"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "campo (caminho com pontos, por exemplo items[0].unit_price) -> mensagem"},
+            },
+        },
+        "TwilioFieldError": {
+            "type": "object", "required": ["error", "field", "message"],
+            "properties": {"error": {"type": "string"}, "field": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "StoreCustomer": {
+            "type": "object", "required": ["phone"],
+            "properties": {
+                "phone": {"type": "string", "maxLength": events.MAX_PHONE_TEXT, "example": "+5511999990001"},
+                "name": {**nullable_text, "description": f"cortado em {events.MAX_CUSTOMER_NAME} caracteres"},
+            },
+        },
+        "StoreItem": {
+            "type": "object", "required": ["sku", "name", "quantity", "unit_price"],
+            "properties": {
+                "sku": {"type": "string", "minLength": 1, "maxLength": events.MAX_SKU},
+                "name": {"type": "string", "minLength": 1},
+                "quantity": {"type": "integer", "minimum": 1, "maximum": events.MAX_QUANTITY},
+                "unit_price": money,
+            },
+        },
+        "CartEvent": {
+            "type": "object",
+            "required": ["event", "id", "customer", "items", "total", "currency", "updated_at"],
+            "description": "Campos desconhecidos são ignorados. Idempotente em (event, id, updated_at).",
+            "properties": {
+                "event": {"type": "string", "enum": list(events.CART_EVENTS)},
+                "id": {"type": "string", "minLength": 1, "maxLength": events.MAX_ID},
+                "customer": _ref("StoreCustomer"),
+                "items": {"type": "array", "maxItems": events.MAX_ITEMS, "items": _ref("StoreItem")},
+                "total": money,
+                "currency": {"type": "string", "enum": list(events.CURRENCIES)},
+                "checkout_url": {"type": "string", "nullable": True, "format": "uri", "maxLength": events.MAX_URL,
+                                 "description": "http:// ou https://"},
+                "updated_at": moment,
+            },
+        },
+        "OrderEvent": {
+            "type": "object",
+            "required": ["event", "id", "customer", "items", "total", "currency", "created_at"],
+            "description": "Campos desconhecidos são ignorados. Idempotente em (event, id, created_at). "
+                           "O status nunca volta: created < paid; cancelled é final.",
+            "properties": {
+                "event": {"type": "string", "enum": list(events.ORDER_EVENTS)},
+                "id": {"type": "string", "minLength": 1, "maxLength": events.MAX_ID},
+                "customer": _ref("StoreCustomer"),
+                "items": {"type": "array", "maxItems": events.MAX_ITEMS, "items": _ref("StoreItem")},
+                "total": money,
+                "currency": {"type": "string", "enum": list(events.CURRENCIES)},
+                "coupon_code": {**nullable_text, "maxLength": events.MAX_COUPON_CODE},
+                "seller_code": {**nullable_text, "maxLength": events.MAX_SELLER_CODE},
+                "created_at": moment,
+            },
+        },
+        "EventResult": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["applied", "duplicate"]}},
+        },
+        "CouponCheck": {
+            "type": "object", "required": ["code", "phone", "cart_total"],
+            "properties": {
+                "code": {"type": "string", "minLength": 1, "maxLength": 64, "example": "VOLTA-7K2M9QX4"},
+                "phone": {"type": "string", "example": "+5511999990001"},
+                "cart_total": money,
+            },
+        },
+        "CouponVerdict": {
+            "type": "object", "required": ["valid", "discount", "reason", "free_shipping"],
+            "properties": {
+                "valid": {"type": "boolean"},
+                "discount": {"type": "string", "pattern": MONEY_PATTERN},
+                "reason": {"type": "string", "description": "explicação em português, por exemplo 'cupom expirado'"},
+                "free_shipping": {"type": "boolean"},
+            },
+        },
+        "RecoverySettings": {
+            "type": "object", "required": list(settings_props), "properties": settings_props,
+        },
+        "RecoverySettingsChange": {
+            "type": "object", "additionalProperties": False, "properties": settings_props,
+            "description": "Só os campos a alterar. Tudo ou nada: com um campo inválido, nada é gravado.",
+        },
+        "Metrics": _metrics(),
+        "RecoveryStats": {
+            "type": "object", "required": ["from", "to", "timezone", "totals", "by_day", "by_variant", "coupons"],
+            "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "timezone": {"type": "string", "example": "America/Sao_Paulo"},
+                "totals": _ref("Metrics"),
+                "by_day": {"type": "array", "items": {"allOf": [
+                    _ref("Metrics"),
+                    {"type": "object", "required": ["date"],
+                     "properties": {"date": {"type": "string", "format": "date"}}},
+                ]}},
+                "by_variant": {"type": "object", "required": ["A", "B"],
+                               "properties": {"A": _ref("Metrics"), "B": _ref("Metrics")}},
+                "coupons": {"type": "array", "items": {
+                    "type": "object", "required": ["rule_id", "rule_name", "issued", "redeemed"],
+                    "properties": {
+                        "rule_id": {"type": "integer"},
+                        "rule_name": {"type": "string", "nullable": True},
+                        "issued": {"type": "integer", "minimum": 0},
+                        "redeemed": {"type": "integer", "minimum": 0},
+                    },
+                }},
+            },
+        },
+        "Health": {
+            "type": "object", "required": ["db", "redis", "scheduler"],
+            "properties": {
+                "db": {"type": "string", "enum": ["ok", "down"]},
+                "redis": {"type": "string", "enum": ["ok", "down"]},
+                "scheduler": {"type": "object"},
+                "mode": {"type": "string", "enum": ["outbox", "twilio"]},
+            },
+        },
+    }
+
+
+def _twilio_form(fields: dict[str, dict], required: list[str]) -> dict:
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": {"type": "object", "required": required, "properties": fields}}}}
+
+
+def _responses() -> dict[str, dict]:
+    return {
+        "BadBody": _json(_ref("FieldErrors"), "corpo ou parâmetros inválidos; `fields` nomeia cada campo"),
+        "Unauthorized": _json(_ref("Error"), "token ausente ou inválido"),
+        "Forbidden": _json(_ref("Error"), "o papel do usuário não permite este recurso"),
+        "BadSignature": _json(_ref("Error"), "assinatura ausente ou inválida"),
+        "TooManyRequests": {**_json(_ref("Error"), "limite de consultas por IP excedido (60 por minuto)"),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    }
+
+
+def _store_webhook(summary: str, schema: str) -> dict:
+    return {"post": {
+        "summary": summary,
+        "tags": ["webhooks"],
+        "parameters": [{
+            "name": "X-Store-Signature", "in": "header", "required": True,
+            "description": "hex do HMAC-SHA256 do corpo bruto com STORE_WEBHOOK_SECRET",
+            "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+        }],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(schema)}}},
+        "responses": {
+            "200": _json(_ref("EventResult"), "aplicado, ou repetido (nada muda)"),
+            "400": {"$ref": "#/components/responses/BadBody"},
+            "401": {"$ref": "#/components/responses/BadSignature"},
+        },
+    }}
+
+
+def build_document() -> dict[str, Any]:
+    twilio_signature = {
+        "name": "X-Twilio-Signature", "in": "header", "required": True,
+        "description": "assinatura do Twilio sobre PUBLIC_BASE_URL + caminho e o formulário",
+        "schema": {"type": "string"},
+    }
+    twilio_errors = {
+        "400": _json(_ref("TwilioFieldError"), "campo do formulário inválido"),
+        "403": _json(_ref("Error"), "assinatura do Twilio ausente ou inválida"),
+    }
+    bearer = [{"bearerAuth": []}]
+    auth_errors = {"401": {"$ref": "#/components/responses/Unauthorized"},
+                   "403": {"$ref": "#/components/responses/Forbidden"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Recuperador de vendas via WhatsApp",
+            "version": "1.0.0",
+            "description": "Webhooks do Twilio e da loja, API JSON do recuperador. Valores em dinheiro são textos "
+                           "decimais (\"79.90\"). Mensagens de erro em português.",
+        },
+        "paths": {
+            "/webhooks/whatsapp": {"post": {
+                "summary": "Mensagem recebida (webhook do Twilio)",
+                "tags": ["webhooks"],
+                "parameters": [twilio_signature],
+                "requestBody": _twilio_form({
+                    "MessageSid": {"type": "string"}, "SmsMessageSid": {"type": "string"},
+                    "From": {"type": "string", "example": "whatsapp:+5511999990001"},
+                    "To": {"type": "string"}, "Body": {"type": "string"}, "ProfileName": {"type": "string"},
+                    "WaId": {"type": "string"}, "NumMedia": {"type": "string", "pattern": r"^\d+$"},
+                    "AccountSid": {"type": "string"},
+                }, ["MessageSid", "From"]),
+                "responses": {"200": {"description": "TwiML vazio",
+                                      "content": {"text/xml": {"schema": {"type": "string"}}}},
+                              **twilio_errors},
+            }},
+            "/webhooks/whatsapp/status": {"post": {
+                "summary": "Status de entrega (callback do Twilio)",
+                "tags": ["webhooks"],
+                "parameters": [twilio_signature],
+                "requestBody": _twilio_form({
+                    "MessageSid": {"type": "string"}, "MessageStatus": {"type": "string"},
+                    "ErrorCode": {"type": "string"},
+                }, ["MessageSid", "MessageStatus"]),
+                "responses": {"204": {"description": "registrado (o status só avança)"}, **twilio_errors},
+            }},
+            "/webhooks/store/carts": _store_webhook("Carrinho criado, atualizado ou abandonado", "CartEvent"),
+            "/webhooks/store/orders": _store_webhook("Pedido criado, pago ou cancelado", "OrderEvent"),
+            "/api/coupons/validate": {"post": {
+                "summary": "Validar um cupom de recuperação no checkout",
+                "description": "Sem token; limitado a 60 consultas por minuto por IP. Julgado pela regra como "
+                               "ela está agora.",
+                "tags": ["cupons"],
+                "security": [],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CouponCheck")}}},
+                "responses": {
+                    "200": _json(_ref("CouponVerdict"), "veredito (válido ou não, com o motivo)"),
+                    "400": {"$ref": "#/components/responses/BadBody"},
+                    "429": {"$ref": "#/components/responses/TooManyRequests"},
+                },
+            }},
+            "/api/recovery/settings": {
+                "get": {
+                    "summary": "Configuração do recuperador",
+                    "description": "Papéis: admin, manager.",
+                    "tags": ["recuperador"],
+                    "security": bearer,
+                    "responses": {"200": _json(_ref("RecoverySettings"), "configuração atual"), **auth_errors},
+                },
+                "put": {
+                    "summary": "Alterar a configuração (parcial, tudo ou nada)",
+                    "description": "Papéis: admin, manager.",
+                    "tags": ["recuperador"],
+                    "security": bearer,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": _ref("RecoverySettingsChange")}}},
+                    "responses": {
+                        "200": _json(_ref("RecoverySettings"), "configuração completa depois da alteração"),
+                        "400": {"$ref": "#/components/responses/BadBody"},
+                        **auth_errors,
+                    },
+                },
+            },
+            "/api/recovery/stats": {"get": {
+                "summary": "Números do recuperador por período (dias do fuso da loja)",
+                "description": "Papéis: admin, manager, backoffice. Padrão: os últimos 30 dias até hoje; no "
+                               "máximo 366 dias.",
+                "tags": ["recuperador"],
+                "security": bearer,
+                "parameters": [
+                    {"name": "from", "in": "query", "required": False,
+                     "schema": {"type": "string", "format": "date", "pattern": DATE_PATTERN}},
+                    {"name": "to", "in": "query", "required": False,
+                     "schema": {"type": "string", "format": "date", "pattern": DATE_PATTERN}},
+                ],
+                "responses": {"200": _json(_ref("RecoveryStats"), "números do período"),
+                              "400": {"$ref": "#/components/responses/BadBody"}, **auth_errors},
+            }},
+            "/healthz": {"get": {
+                "summary": "Saúde: banco, Redis, agendador",
+                "tags": ["operação"],
+                "security": [],
+                "responses": {"200": _json(_ref("Health"), "tudo ok"),
+                              "503": _json(_ref("Health"), "banco ou Redis fora do ar")},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "Este documento",
+                "tags": ["operação"],
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.0",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "token de `flask --app app users token EMAIL`"}},
+            "schemas": _schemas(),
+            "responses": _responses(),
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(build_document())
