@@ -277,6 +277,8 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
             content_variables=message.content_variables, status_callback=callback,
         )
     except ProviderError as exc:
+        if message.automated and exc.retryable and not exc.maybe_sent:  # the shopper got nothing: free the slot
+            limiter.refund(pace_key, interval=settings.automated_pacing_seconds)
         return _record_failure(session, runtime, message.id, customer, exc, now, final_attempt)
 
     status = _provider_status(receipt.status)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.security import hash_password
-from models import CouponKind, CouponRule, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User
+from models import CouponKind, CouponRule, FaqEntry, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User
 from models.recovery import DEFAULT_TEMPLATE
 
 DEMO_FLAG = "demo_data"
@@ -81,6 +81,26 @@ def demo_products() -> list[dict]:
     return products
 
 
+FAQ = [
+    ("frete", "Frete e entrega", ["frete", "entrega", "entregam", "prazo", "envio", "enviam", "chega", "correios", "sedex"],
+     "Entregamos em todo o Brasil. Frete grátis nas compras acima de R$ 299,00; o prazo aparece no checkout "
+     "depois do CEP (capitais em 2 a 5 dias úteis)."),
+    ("pagamento", "Formas de pagamento", ["pagamento", "pagar", "parcela", "parcelam", "parcelar", "parcelado", "pix",
+                                          "cartao", "credito", "boleto", "juros"],
+     "Aceitamos Pix (5% de desconto), cartão de crédito em até 10x sem juros e boleto."),
+    ("trocas", "Trocas e devoluções", ["troca", "trocar", "devolucao", "devolver", "defeito", "arrependimento"],
+     "Você tem 30 dias para trocar, a primeira troca é grátis. Basta guardar a etiqueta e falar com a gente."),
+    ("horario", "Horário de atendimento", ["horario", "abre", "abrem", "fecha", "fecham", "funcionamento", "aberto",
+                                           "aberta", "domingo", "sabado"],
+     "Atendemos de segunda a sábado, das 9h às 21h, e aos domingos das 14h às 20h."),
+]
+
+
+def _seed_faq(session: Session) -> None:
+    for position, (topic, title, keywords, answer) in enumerate(FAQ):
+        session.add(FaqEntry(topic=topic, title=title, keywords=keywords, answer=answer, position=position))
+
+
 def _seed_recovery(session: Session) -> None:
     """Recovery on: 10 minutes, a 10 % coupon valid 24 h, at most one message per shopper every 7 days."""
     rule = CouponRule(name="Recuperador de vendas 10%", kind=CouponKind.PERCENT, value=Decimal("10"),
@@ -128,6 +148,7 @@ def seed(session: Session) -> str:
     for product in demo_products():
         session.add(Product(**product))
     _seed_recovery(session)
+    _seed_faq(session)
     session.add(SystemFlag(key=DEMO_FLAG, value="1"))
     session.flush()
     return "seeded"
