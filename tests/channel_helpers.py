@@ -6,10 +6,7 @@ library intercepts, running RQ jobs in-process, and a stand-in for the conversat
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import types
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
@@ -20,7 +17,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import _delete_prefixed, make_settings
+from tests.conftest import delete_prefixed, make_settings
 from core.queues import queues_for
 from core.runtime import Runtime, set_runtime
 from models import Customer, Direction, Message
@@ -189,7 +186,7 @@ def twilio_runtime(instance_dir, database_url, redis_url, db, redis_client):
     set_runtime(rt)
     yield rt
     set_runtime(None)
-    _delete_prefixed(redis_client, settings.redis_key_prefix)
+    delete_prefixed(redis_client, settings.redis_key_prefix)
 
 
 @pytest.fixture
@@ -220,28 +217,9 @@ class EngineStub:
 
 @pytest.fixture
 def engine_stub(monkeypatch):
-    """bot.jobs with its engine replaced; works whether or not bot/engine.py exists (yet) or imports."""
-    stub = EngineStub()
-    inserted = False
-    jobs_was_loaded = "bot.jobs" in sys.modules
-    try:
-        importlib.import_module("bot.engine")
-    except Exception:  # not written yet, or mid-edit by its author
-        module = types.ModuleType("bot.engine")
-        module.respond = stub.respond
-        sys.modules["bot.engine"] = module
-        inserted = True
-    jobs = importlib.import_module("bot.jobs")
-    monkeypatch.setattr(jobs, "engine", stub)
-    yield stub
-    monkeypatch.undo()
-    if inserted:
-        sys.modules.pop("bot.engine", None)
-        if not jobs_was_loaded:
-            # bot.jobs was imported against the stand-in: let a later importer get the real engine.
-            sys.modules.pop("bot.jobs", None)
-            import bot
+    """bot.jobs with its conversation engine replaced by fixed replies (channel tests need no catalog)."""
+    import bot.jobs
 
-            for name in ("jobs", "engine"):
-                if hasattr(bot, name):
-                    delattr(bot, name)
+    stub = EngineStub()
+    monkeypatch.setattr(bot.jobs, "engine", stub)
+    yield stub

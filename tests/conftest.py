@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.orm import sessionmaker
 
 from core import embedded_redis
@@ -87,11 +87,20 @@ def redis_client(redis_url) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(redis_url)
 
 
-def _delete_prefixed(client: redis_lib.Redis, prefix: str) -> None:
+def delete_prefixed(client: redis_lib.Redis, prefix: str) -> None:
+    """Delete a test's Redis keys: its own namespace and its RQ queues."""
     for pattern in (f"{prefix}:*", f"rq:*{prefix}*"):
         batch = list(client.scan_iter(match=pattern, count=1000))
         if batch:
             client.delete(*batch)
+
+
+def redis_url_of(client: redis_lib.Redis) -> str:
+    """The URL another process needs to reach the same Redis as ``client``."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
 @pytest.fixture
@@ -129,7 +138,7 @@ def runtime(settings, db, redis_client):
     set_runtime(rt)
     yield rt
     set_runtime(None)
-    _delete_prefixed(redis_client, settings.redis_key_prefix)
+    delete_prefixed(redis_client, settings.redis_key_prefix)
 
 
 @pytest.fixture

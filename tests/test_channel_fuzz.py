@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import string
 
-import pytest
 from hypothesis import HealthCheck, event, example, given, settings as hsettings, strategies as st
 from sqlalchemy import select
 

@@ -17,7 +17,7 @@ from tests.channel_helpers import (  # noqa: F401 - fixtures
     PHONE, PHONE_2, TWILIO_API, TWILIO_SID, TWILIO_TOKEN, add_twilio_ok, engine_stub, make_customer,
     now_utc, run_jobs, scheduled_jobs, twilio_runtime,
 )
-from tests.conftest import _delete_prefixed, make_settings
+from tests.conftest import delete_prefixed, make_settings
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def slow_sender_runtime(instance_dir, database_url, redis_url, db, redis_client)
     set_runtime(rt)
     yield rt
     set_runtime(None)
-    _delete_prefixed(redis_client, settings.redis_key_prefix)
+    delete_prefixed(redis_client, settings.redis_key_prefix)
 
 
 def test_sender_limit_defers_without_calling_twilio(session, slow_sender_runtime, api):

@@ -25,7 +25,7 @@ from tests.channel_helpers import (  # noqa: F401 - fixtures
     form_body, make_customer, new_sid, now_utc, outbound_messages, queued_jobs, run_jobs, scheduled_jobs,
     twilio_created, twilio_error, twilio_runtime,
 )
-from tests.conftest import _delete_prefixed, make_settings
+from tests.conftest import delete_prefixed, make_settings
 
 
 @pytest.fixture
@@ -480,7 +480,7 @@ def committed_twilio_runtime(instance_dir, database_url, redis_url, committed_db
     set_runtime(rt)
     yield rt
     set_runtime(None)
-    _delete_prefixed(client, settings.redis_key_prefix)
+    delete_prefixed(client, settings.redis_key_prefix)
 
 
 def test_concurrent_deliveries_of_one_message_post_once(committed_twilio_runtime, api):

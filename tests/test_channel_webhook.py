@@ -16,7 +16,7 @@ from tests.channel_helpers import (  # noqa: F401 - engine_stub and twilio_* are
     inbound_messages, new_sid, now_utc, outbound_messages, post_inbound, post_signed, queued_jobs, run_jobs,
     signature, twilio_app, twilio_client, twilio_runtime,
 )
-from tests.conftest import _delete_prefixed, make_settings
+from tests.conftest import delete_prefixed, make_settings
 
 
 def _nothing_stored(session, before_messages: int, before_customers: int) -> bool:
@@ -259,7 +259,7 @@ def committed_app(instance_dir, database_url, redis_url, committed_db):
     client = redis_lib.Redis.from_url(redis_url)
     rt = Runtime(settings, database=committed_db, redis_client=client)
     yield create_app({"RUNTIME": rt, "TESTING": True}), rt
-    _delete_prefixed(client, settings.redis_key_prefix)
+    delete_prefixed(client, settings.redis_key_prefix)
 
 
 def _hammer(app, settings, forms, results):

@@ -22,7 +22,7 @@ from recovery.tick import run_tick
 from recovery.tracker import note_interaction
 from tests.fake_twilio import FakeTwilio
 from tests.recovery_helpers import enable_recovery
-from tests.test_recovery_concurrency import _clear, _redis_url
+from tests.conftest import delete_prefixed, redis_url_of
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
 def _env(settings: Settings, redis_client, twilio_url: str) -> dict:
     return {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": _redis_url(redis_client),
+        "APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": redis_url_of(redis_client),
         "REDIS_KEY_PREFIX": settings.redis_key_prefix, "INSTANCE_PATH": str(settings.instance_path),
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_API_URL": twilio_url,
         "SEND_RATE_PER_SECOND": "1000",
@@ -119,7 +119,7 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
             assert set(received) <= {f"whatsapp:{p}" for p in phones}
         finally:
             set_runtime(None)
-            _clear(redis_client, settings.redis_key_prefix)
+            delete_prefixed(redis_client, settings.redis_key_prefix)
 
 
 def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, instance_dir, redis_client,
@@ -172,4 +172,4 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
                 assert failed.status is MessageStatus.FAILED and failed.error_code == "63016"
             assert twilio.requests == 13
         finally:
-            _clear(redis_client, settings.redis_key_prefix)
+            delete_prefixed(redis_client, settings.redis_key_prefix)

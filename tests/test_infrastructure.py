@@ -90,3 +90,22 @@ def test_two_schedulers_enqueue_a_due_job_once(runtime):
     (scheduled_at,) = [t for _, t in a.get_jobs(with_times=True)]
     # rq-scheduler reports naive UTC; the next run is one interval after this one.
     assert scheduled_at.replace(tzinfo=timezone.utc).timestamp() > time.time() + 250
+
+
+def test_ticks_missed_while_the_scheduler_was_down_run_once_on_restart(runtime):
+    from core.schedule import periodic_jobs
+
+    scheduler = ProjectScheduler(runtime)
+    register_periodic_jobs(scheduler, runtime, periodic_jobs(runtime))
+    tick_id = next(j.job_id(runtime.keys.prefix) for j in periodic_jobs(runtime) if j.func == "recovery.jobs.tick")
+    # The scheduler was down for an hour: twelve 5-minute periods were missed.
+    runtime.redis.zadd(scheduler.scheduled_jobs_key, {tick_id: time.time() - 3600})
+    restarted = ProjectScheduler(runtime)
+    register_periodic_jobs(restarted, runtime, periodic_jobs(runtime))  # restart: registration changes nothing
+    assert restarted.acquire_lock()
+    restarted.enqueue_jobs()
+    restarted.remove_lock()
+    queued = Queue(runtime.keys.queue("default"), connection=runtime.redis).jobs
+    assert [job.func_name for job in queued] == ["recovery.jobs.tick"]  # one catch-up tick, not twelve
+    next_run = dict((job.id, at) for job, at in restarted.get_jobs(with_times=True))[tick_id]
+    assert next_run.replace(tzinfo=timezone.utc).timestamp() > time.time() + 250

@@ -14,6 +14,7 @@ from core.settings import Settings
 from models import AttemptStatus, Customer, Message, RecoveryAttempt
 from recovery.tick import run_tick
 from recovery.tracker import Tracker, note_interaction
+from tests.conftest import delete_prefixed, redis_url_of
 from tests.recovery_helpers import AFTERNOON, enable_recovery
 
 SHOPPERS = 120
@@ -45,7 +46,7 @@ def test_two_processes_ticking_at_once_send_each_shopper_once(committed_db, sett
         for customer_id in ids:
             note_interaction(session, runtime, customer_id, AFTERNOON)
 
-    env = {"APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": _redis_url(redis_client),
+    env = {"APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": redis_url_of(redis_client),
            "REDIS_KEY_PREFIX": settings.redis_key_prefix}
     now = (AFTERNOON + timedelta(minutes=10)).isoformat()
     ctx = multiprocessing.get_context("spawn")
@@ -72,17 +73,5 @@ def test_two_processes_ticking_at_once_send_each_shopper_once(committed_db, sett
         for p in procs:
             if p.is_alive():
                 p.kill()
-        _clear(redis_client, settings.redis_key_prefix)
+        delete_prefixed(redis_client, settings.redis_key_prefix)
 
-
-def _redis_url(client) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}"
-    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
-
-
-def _clear(client, prefix):
-    keys = list(client.scan_iter(match=f"{prefix}:*")) + list(client.scan_iter(match=f"rq:*{prefix}*"))
-    if keys:
-        client.delete(*keys)

@@ -1,7 +1,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.schedule import periodic_jobs
 from models import Coupon, CouponKind, CouponRule
