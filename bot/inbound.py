@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Mapping
 
 from rq import Retry
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.consent import Consent, consent_change
 from core.phones import InvalidPhone, location_of, mask_phone, normalize_phone
-from core.queues import enqueue_after_commit, queue
+from core.queues import enqueue_unique
 from core.runtime import Runtime
 from models import Customer, Direction, Message, MessageStatus
 
@@ -141,16 +140,9 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
 
 def _enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | None, *,
                         after_commit_of: Session | None) -> None:
-    options = dict(job_id=f"{runtime.keys.prefix}-inbound-{message_id}", retry=Retry(max=2, interval=[5, 30]),
-                   job_timeout=60, unique=True)
-    if after_commit_of is not None:
-        enqueue_after_commit(after_commit_of, runtime, "high", "bot.jobs.process_inbound", message_id, consent,
-                             **options)
-        return
-    try:
-        queue(runtime, "high").enqueue("bot.jobs.process_inbound", message_id, consent, **options)
-    except DuplicateJobError:
-        pass  # still queued, running, or recently done
+    enqueue_unique(runtime, "high", "bot.jobs.process_inbound", message_id, consent,
+                   job_id=f"{runtime.keys.prefix}-inbound-{message_id}", after_commit_of=after_commit_of,
+                   retry=Retry(max=2, interval=[5, 30]), job_timeout=60)
 
 
 def _apply_consent(customer: Customer, body: str, now: datetime) -> Consent | None:

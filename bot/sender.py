@@ -18,7 +18,6 @@ from typing import Protocol
 
 import requests
 from rq import Retry
-from rq.exceptions import DuplicateJobError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +29,7 @@ from twilio.rest import Client
 from bot.ratelimit import RateLimiter
 from bot.window import content_variables, in_service_window, template_for
 from core.phones import mask_phone
-from core.queues import enqueue_after_commit, queue
+from core.queues import enqueue_unique
 from core.runtime import Runtime
 from core.settings import Settings
 from models import Customer, Direction, Message, MessageStatus, utcnow
@@ -197,16 +196,9 @@ def enqueue_delivery(runtime: Runtime, message_id: int, *, automated: bool, afte
                      attempt: int = 0) -> None:
     """Queue ``bot.jobs.deliver`` under a fixed, unique job id, so re-queueing a message whose job may still
     exist (a retried job, the stale-message sweep) never doubles it."""
-    queue_name = "default" if automated else "high"
-    options = dict(job_id=f"{runtime.keys.prefix}-deliver-{message_id}-{attempt}", unique=True,
+    enqueue_unique(runtime, "default" if automated else "high", "bot.jobs.deliver", message_id,
+                   job_id=f"{runtime.keys.prefix}-deliver-{message_id}-{attempt}", after_commit_of=after_commit_of,
                    retry=retry_policy(), job_timeout=DELIVERY_TIMEOUT)
-    if after_commit_of is not None:
-        enqueue_after_commit(after_commit_of, runtime, queue_name, "bot.jobs.deliver", message_id, **options)
-        return
-    try:
-        queue(runtime, queue_name).enqueue("bot.jobs.deliver", message_id, **options)
-    except DuplicateJobError:
-        pass
 
 
 def _block(message: Message, reason: str, detail: str | None = None) -> None:

@@ -58,3 +58,18 @@ def _drop_pending(session: Session, transaction) -> None:
     # The outermost transaction ended without a commit (after_commit already emptied the list otherwise).
     if transaction.parent is None and session.info.get(_PENDING):
         session.info[_PENDING].clear()
+
+
+def enqueue_unique(runtime: Runtime, name: str, func: Callable | str, *args: Any, job_id: str,
+                   after_commit_of: Session | None = None, **kwargs: Any) -> None:
+    """Enqueue under a fixed job id, once: while a job with that id exists (queued, running, scheduled for a
+    retry, or recently finished), asking again does nothing. With ``after_commit_of``, only after that
+    session commits."""
+    kwargs.update(job_id=job_id, unique=True)
+    if after_commit_of is not None:
+        enqueue_after_commit(after_commit_of, runtime, name, func, *args, **kwargs)
+        return
+    try:
+        queue(runtime, name).enqueue(func, *args, **kwargs)
+    except DuplicateJobError:
+        pass

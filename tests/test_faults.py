@@ -88,9 +88,11 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
             assert summary.claimed == 40
 
             worker = _start_worker(env)
-            _wait(lambda: len(twilio.accepted) >= 10, 60, "the first sends")
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
+            try:
+                _wait(lambda: len(twilio.accepted) >= 10, 60, "the first sends")
+            finally:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
             in_flight_at_kill = len(twilio.accepted)
             assert in_flight_at_kill < 40, "the worker finished before it could be killed"
 
