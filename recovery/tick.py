@@ -109,8 +109,15 @@ def run_tick(session: Session, runtime: Runtime, now: datetime, *,
         if not claims:
             break
         summary.claimed += len(claims)
-        ids = record_attempts(session, claims, now)
-        tracker.release([c.customer_id for c in claims])
+        claimed_ids = [c.customer_id for c in claims]
+        try:
+            ids = record_attempts(session, claims, now)
+        except Exception:
+            # The database went away mid-tick: hand the claims back so the next tick does the work.
+            session.rollback()
+            tracker.unclaim(claimed_ids)
+            raise
+        tracker.release(claimed_ids)
         summary.attempts += len(ids)
         judge(ids)
         if len(claims) < batch:

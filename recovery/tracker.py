@@ -49,12 +49,9 @@ end
 return out
 """
 
-# Put back claims older than ARGV[1] ms (their tick died). A newer interaction noted meanwhile wins.
-_RECLAIM = """
-local t = redis.call('TIME')
-local cutoff = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
+# Shared by the two scripts below: move one claim back to the due set unless a newer interaction was noted.
+_RESTORE = """
+local function restore(id)
   local packed = redis.call('HGET', KEYS[4], id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
@@ -64,7 +61,21 @@ for _, id in ipairs(ids) do
     redis.call('ZADD', KEYS[1], string.sub(packed, sep + 1), id)
   end
 end
+"""
+
+# Put back claims older than ARGV[1] ms (their tick died).
+_RECLAIM = _RESTORE + """
+local t = redis.call('TIME')
+local cutoff = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do restore(id) end
 return #ids
+"""
+
+# Put back the claims named in ARGV (their tick failed and said so).
+_UNCLAIM = _RESTORE + """
+for _, id in ipairs(ARGV) do restore(id) end
+return #ARGV
 """
 
 _FORGET = """
@@ -105,6 +116,7 @@ class Tracker:
         self._note = self.redis.register_script(_NOTE)
         self._claim = self.redis.register_script(_CLAIM)
         self._reclaim = self.redis.register_script(_RECLAIM)
+        self._unclaim = self.redis.register_script(_UNCLAIM)
         self._forget = self.redis.register_script(_FORGET)
 
     def note(self, customer_id: int, interaction_at: datetime, due_at: datetime) -> bool:
@@ -130,6 +142,12 @@ class Tracker:
                 pipe.zrem(self.claimed_key, *customer_ids)
                 pipe.hdel(self.claimed_last_key, *customer_ids)
                 pipe.execute()
+
+    def unclaim(self, customer_ids: list[int]) -> None:
+        """Give these claims back now (the tick failed before recording them)."""
+        if customer_ids:
+            self._unclaim(keys=[self.due_key, self.last_key, self.claimed_key, self.claimed_last_key],
+                          args=customer_ids)
 
     def reclaim_stale(self, older_than: timedelta, limit: int = 10_000) -> int:
         """Return to the due set the claims taken more than ``older_than`` ago (by the Redis clock)."""

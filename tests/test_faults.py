@@ -175,3 +175,57 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
             assert twilio.requests == 13
         finally:
             delete_prefixed(redis_client, settings.redis_key_prefix)
+
+
+def test_database_outage_during_a_tick_fails_cleanly_and_the_next_tick_completes(runtime, session, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import recovery.tick as tick_module
+    from tests.recovery_helpers import recovery_messages
+
+    now = datetime.now(timezone.utc)
+    _seed_due_shoppers(session, runtime, 5, now)
+    real_record = tick_module.record_attempts
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(tick_module, "record_attempts", database_down)
+    with pytest.raises(OperationalError):
+        run_tick(session, runtime, now)
+    assert recovery_messages(session) == []
+    monkeypatch.setattr(tick_module, "record_attempts", real_record)
+    summary = run_tick(session, runtime, now + timedelta(minutes=5))  # the next tick
+    assert summary.claimed == 5 and summary.sent == 5
+    assert Counter(m.customer_id for m in recovery_messages(session)) == {c: 1 for c in
+                                                                           session.scalars(select(Customer.id))}
+
+
+def test_two_schedulers_and_three_workers_send_no_duplicate(committed_db, instance_dir, redis_client,
+                                                          database_url, redis_url):
+    from tests.conftest import make_settings
+
+    with FakeTwilio() as twilio:
+        overrides = dict(TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url,
+                         SEND_RATE_PER_SECOND="1000", RECOVERY_TICK_SECONDS="10")
+        settings = make_settings(instance_dir, database_url, redis_url, **overrides)
+        runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
+        env = {**_env(settings, redis_client, twilio.url), "RECOVERY_TICK_SECONDS": "10"}
+        now = datetime.now(timezone.utc)
+        processes = []
+        try:
+            with committed_db.session() as session:
+                phones = _seed_due_shoppers(session, runtime, 30, now)
+            processes = [_start_worker(env, "--scheduler") for _ in range(2)] + [_start_worker(env) for _ in range(3)]
+            _wait(lambda: len(twilio.accepted) >= 30, 90, "all 30 recovery messages")
+            time.sleep(12)  # at least one more tick from each scheduler: nothing new may go out
+            received = twilio.per_recipient()
+            assert received == Counter({f"whatsapp:{p}": 1 for p in phones})
+            with committed_db.session() as session:
+                kinds = Counter(session.scalars(select(Message.kind)))
+            assert kinds == {"recovery": 30}
+        finally:
+            for proc in processes:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            delete_prefixed(redis_client, settings.redis_key_prefix)
