@@ -143,7 +143,8 @@ class _Conversation:
         return self.say("faq_list", topicos=[entry.title for entry in faq.entries(self.session)])
 
     def handoff(self) -> list[str]:
-        _, created = request_handoff(self.session, self.customer, reason="asked_for_person", now=self.now)
+        _, created = request_handoff(self.session, self.customer, reason="asked_for_person", now=self.now,
+                                     tz=self.settings.store_timezone)
         return self.say("handoff_created" if created else "handoff_existing")
 
     def menu_option(self, number: int) -> list[str]:

@@ -15,6 +15,7 @@ from bot.ratelimit import RateLimiter
 from bot.sender import deliver as deliver_message
 from bot.sender import DELIVERY_TIMEOUT, enqueue_delivery, make_transport, queue_message, retry_delay, retry_policy
 from core.queues import queue
+from crm import sources as crm_sources
 from core.runtime import get_runtime
 from models import Message, MessageStatus, utcnow
 
@@ -60,6 +61,7 @@ def process_inbound(message_id: int, consent: str | None = None) -> int:
         for index, text in enumerate(replies):
             queue_message(session, runtime, customer, kind="bot", body=text, automated=False, now=now,
                           idempotency_key=reply_key(message_id, index))
+        crm_sources.on_shopper_message(session, customer, now)
         session.commit()
         if replies and not customer.opted_out:
             from recovery import tracker

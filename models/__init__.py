@@ -4,6 +4,9 @@ from models.base import ZERO, Base, utcnow
 from models.bot import BotText, FaqEntry, HandoffRequest, HandoffStatus, WhatsAppTemplate
 from models.catalog import Product
 from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
+from models.crm import (
+    OPEN_STATUSES, CrmSettings, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus, OpportunityType,
+)
 from models.db import Database, make_engine
 from models.messaging import Direction, Message, MessageStatus
 from models.people import ApiToken, Customer, Role, Store, User
@@ -21,4 +24,6 @@ __all__ = [
     "RecoverySettings", "CouponRule", "CouponKind", "Coupon", "RecoveryAttempt", "AttemptStatus",
     "FrequencyUnit", "StoreEvent",
     "FaqEntry", "BotText", "WhatsAppTemplate", "HandoffRequest", "HandoffStatus",
+    "CrmSettings", "Opportunity", "OpportunityEvent", "OpportunityResult", "OpportunityStatus", "OpportunityType",
+    "OPEN_STATUSES",
 ]

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from bot.window import in_service_window, template_for
 from core.phones import InvalidPhone, normalize_phone
 from models import (
-    AttemptStatus, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Order, OrderStatus,
-    RecoveryAttempt, RecoverySettings,
+    AttemptStatus, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Opportunity, OpportunityStatus,
+    Order, OrderStatus, RecoveryAttempt, RecoverySettings,
 )
 from recovery.config import parse_hhmm
 
@@ -84,9 +84,13 @@ def judge(session: Session, settings: RecoverySettings, customer: Customer, atte
         Order.status != OrderStatus.CANCELLED)))
     if bought:
         return Decision(False, PURCHASED)
-    with_seller = session.scalar(select(exists().where(
+    asked_for_person = session.scalar(select(exists().where(
         HandoffRequest.customer_id == customer.id,
         HandoffRequest.status.in_([HandoffStatus.OPEN, HandoffStatus.ASSIGNED]))))
+    # Whatever brought them there, a shopper a seller holds hears from the seller, not from the automation.
+    with_seller = asked_for_person or session.scalar(select(exists().where(
+        Opportunity.customer_id == customer.id,
+        Opportunity.status.in_([OpportunityStatus.ASSIGNED, OpportunityStatus.IN_PROGRESS]))))
     if with_seller:
         return Decision(False, HANDOFF)
     recently_sent = session.scalar(select(exists().where(

@@ -106,6 +106,7 @@ def test_ticks_missed_while_the_scheduler_was_down_run_once_on_restart(runtime):
     restarted.enqueue_jobs()
     restarted.remove_lock()
     queued = Queue(runtime.keys.queue("default"), connection=runtime.redis).jobs
-    assert [job.func_name for job in queued] == ["recovery.jobs.tick"]  # one catch-up tick, not twelve
+    ticks = [job for job in queued if job.func_name == "recovery.jobs.tick"]
+    assert len(ticks) == 1  # one catch-up tick, not twelve
     next_run = dict((job.id, at) for job, at in restarted.get_jobs(with_times=True))[tick_id]
     assert next_run.replace(tzinfo=timezone.utc).timestamp() > time.time() + 250

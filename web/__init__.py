@@ -51,6 +51,7 @@ def init_app(app: Flask) -> None:
         return "Erro interno. Tente novamente em instantes.", 500
 
     from web.api import bp as api_bp
+    from web.crm_api import bp as crm_api_bp
     from web.health import bp as health_bp
     from web.openapi import bp as openapi_bp
     from web.simulator import bp as simulator_bp
@@ -61,5 +62,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(store_webhooks_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(crm_api_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(simulator_bp)

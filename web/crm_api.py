@@ -1,0 +1,218 @@
+"""The opportunities JSON API and the customer 360. A seller sees only their own opportunities and customers;
+a store manager their store's; admins and backoffice everything."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import or_, select
+
+from core.phones import InvalidPhone, normalize_phone
+from core.queues import enqueue_after_commit
+from crm import intake
+from crm.opportunities import PRIORITIES, OpportunityError, hand_to, move
+from crm.profile import customer_json, opportunity_json
+from models import (
+    Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, Role, User, utcnow,
+)
+from web import db_session, runtime
+from web.api import _bad, _json_body
+from web.api_auth import api_roles
+
+bp = Blueprint("crm_api", __name__, url_prefix="/api")
+
+EVERYONE = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE, Role.SELLER)
+CREATORS = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
+PAGE_SIZE = 50
+MAX_CSV_BYTES = 2_000_000
+
+
+def visible_opportunities(user: User):
+    """The opportunities ``user`` may see, as a query to refine."""
+    query = select(Opportunity)
+    if user.role is Role.SELLER:
+        return query.where(Opportunity.seller_id == user.id)
+    if user.role is Role.MANAGER and user.store_id is not None:
+        store_sellers = select(User.id).where(User.store_id == user.store_id)
+        return query.where(or_(Opportunity.seller_id.in_(store_sellers), Opportunity.seller_id.is_(None)))
+    return query
+
+
+def may_see_customer(session, user: User, customer: Customer) -> bool:
+    if user.role is not Role.SELLER:
+        return True
+    if customer.owner_seller_id == user.id:
+        return True
+    held = select(Opportunity.id).where(Opportunity.customer_id == customer.id, Opportunity.seller_id == user.id)
+    return session.scalar(held.limit(1)) is not None
+
+
+@bp.get("/opportunities")
+@api_roles(*EVERYONE)
+def list_opportunities():
+    session = db_session()
+    query = visible_opportunities(g.api_user)
+    errors = {}
+    status = request.args.get("status")
+    if status:
+        try:
+            query = query.where(Opportunity.status == OpportunityStatus(status))
+        except ValueError:
+            errors["status"] = "use backlog, assigned, in_progress ou finished"
+    kind = request.args.get("type")
+    if kind:
+        try:
+            query = query.where(Opportunity.type == OpportunityType(kind))
+        except ValueError:
+            errors["type"] = "use behavior, segment, manual ou contact"
+    seller = request.args.get("seller_id")
+    if seller:
+        if not seller.isdigit() or len(seller) > 9:
+            errors["seller_id"] = "deve ser um número"
+        else:
+            query = query.where(Opportunity.seller_id == int(seller))
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        errors["page"] = "deve ser um número a partir de 1"
+    if errors:
+        return _bad("invalid parameters", errors)
+    rows = session.scalars(query.order_by(Opportunity.priority.desc(), Opportunity.deadline, Opportunity.id)
+                           .limit(PAGE_SIZE + 1).offset((int(page) - 1) * PAGE_SIZE)).all()
+    return jsonify(items=[opportunity_json(o) for o in rows[:PAGE_SIZE]], page=int(page),
+                   has_more=len(rows) > PAGE_SIZE)
+
+
+@bp.post("/opportunities")
+@api_roles(*CREATORS)
+def create_opportunities():
+    """One JSON object, a JSON list, or ``text/csv``. All or none; 201 with what was created, joined to an
+    open opportunity of the same customer, or skipped (quarantine, opt-out)."""
+    session = db_session()
+    now = utcnow()
+    try:
+        if request.mimetype == "text/csv":
+            raw = request.get_data(cache=False)
+            if len(raw) > MAX_CSV_BYTES:
+                return _bad("invalid body", {"body": "arquivo grande demais (máx. 2 MB)"})
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                return _bad("invalid body", {"body": "o CSV deve estar em UTF-8"})
+            specs = intake.parse_csv(text, now)
+        else:
+            body = _json_body()
+            if isinstance(body, dict):
+                specs = intake.parse_rows([body], now)
+            elif isinstance(body, list):
+                specs = intake.parse_rows(body, now)
+            else:
+                return _bad("invalid body", {"body": "envie um objeto JSON, uma lista deles, ou text/csv"})
+    except intake.IntakeInvalid as exc:
+        rows = [e.as_json() for e in exc.errors]
+        return jsonify(error="invalid body", fields={f"{e['line']}.{e['field']}": e["message"] for e in rows},
+                       rows=rows), 400
+    outcomes = intake.create_all(session, specs, g.api_user, now)
+    for opportunity_id in intake.backlog_ids(outcomes):
+        enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
+    session.commit()
+    return jsonify(
+        created=[opportunity_json(c.opportunity) for _, c in outcomes if c.created],
+        merged=[{"line": s.line, "id": c.opportunity.id} for s, c in outcomes if c.opportunity and not c.created],
+        skipped=[{"line": s.line, "reason": c.skipped} for s, c in outcomes if c.opportunity is None],
+    ), 201
+
+
+def _patch_errors(body: dict, user: User) -> dict[str, str]:
+    allowed = {"status", "result", "note"} if user.role is Role.SELLER else {
+        "status", "result", "note", "seller_id", "priority", "deadline"}
+    return {str(k)[:40]: "campo desconhecido ou não permitido ao seu papel" for k in body if k not in allowed}
+
+
+@bp.patch("/opportunities/<int:opportunity_id>")
+@api_roles(*EVERYONE)
+def patch_opportunity(opportunity_id: int):
+    session = db_session()
+    user = g.api_user
+    opportunity = session.scalar(visible_opportunities(user).where(Opportunity.id == opportunity_id)
+                                 .with_for_update())
+    if opportunity is None:
+        return jsonify(error="Not Found", message="oportunidade não encontrada"), 404
+    body = _json_body()
+    if not isinstance(body, dict) or not body:
+        return _bad("invalid body", {"body": "envie um objeto JSON com os campos a alterar"})
+    errors = _patch_errors(body, user)
+    if errors:
+        return _bad("invalid body", errors)
+    now = utcnow()
+    try:
+        _apply_patch(session, opportunity, body, user, now)
+    except OpportunityError as exc:
+        session.rollback()
+        return _bad("invalid change", {exc.field: exc.message})
+    session.commit()
+    return jsonify(opportunity_json(opportunity))
+
+
+def _apply_patch(session, opportunity: Opportunity, body: dict, user: User, now: datetime) -> None:
+    if "seller_id" in body:
+        target_id = body["seller_id"]
+        if not isinstance(target_id, int) or isinstance(target_id, bool):
+            raise OpportunityError("seller_id", "deve ser o id de um vendedor")
+        target = session.scalar(select(User).where(User.id == target_id, User.role == Role.SELLER,
+                                                   User.active.is_(True)).with_for_update())
+        if target is None or (user.role is Role.MANAGER and user.store_id and target.store_id != user.store_id):
+            raise OpportunityError("seller_id", "vendedor ativo não encontrado")
+        if target.id != opportunity.seller_id:
+            hand_to(session, opportunity, target, now, kind="reassigned", actor=user)
+    if "priority" in body:
+        if body["priority"] not in PRIORITIES:
+            raise OpportunityError("priority", "use low, normal ou high")
+        opportunity.priority = PRIORITIES[body["priority"]]
+    if "deadline" in body:
+        opportunity.deadline = _deadline(body["deadline"], now)
+    if "status" in body:
+        try:
+            status = OpportunityStatus(body["status"])
+        except (ValueError, TypeError):
+            raise OpportunityError("status", "use backlog, assigned, in_progress ou finished") from None
+        result = None
+        if body.get("result") is not None:
+            try:
+                result = OpportunityResult(body["result"])
+            except (ValueError, TypeError):
+                raise OpportunityError("result", "use positive, neutral ou negative") from None
+        note = body.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > 2000 or "\x00" in note):
+            raise OpportunityError("note", "texto de até 2000 caracteres")
+        if status is OpportunityStatus.ASSIGNED:
+            raise OpportunityError("status", "para atribuir, informe seller_id")
+        move(session, opportunity, status, now, actor=user, result=result, note=note)
+    elif "result" in body or "note" in body:
+        raise OpportunityError("status", "resultado e nota acompanham status=finished")
+
+
+def _deadline(value, now: datetime) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise OpportunityError("deadline", "use ISO 8601 com fuso, ex. 2026-12-01T18:00:00-03:00")
+    if moment <= now:
+        raise OpportunityError("deadline", "o prazo já passou")
+    return moment.astimezone(timezone.utc)
+
+
+@bp.get("/customers/<path:phone>")
+@api_roles(*EVERYONE)
+def get_customer(phone: str):
+    session = db_session()
+    try:
+        e164 = normalize_phone(phone[:40])
+    except InvalidPhone:
+        return _bad("invalid phone", {"phone": "número de telefone inválido"})
+    customer = session.scalar(select(Customer).where(Customer.phone == e164))
+    if customer is None or not may_see_customer(session, g.api_user, customer):
+        return jsonify(error="Not Found", message="cliente não encontrado"), 404
+    return jsonify(customer_json(session, customer))
