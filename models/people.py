@@ -59,6 +59,17 @@ class User(Base):
 
     store: Mapped[Store | None] = relationship()
 
+    # The interface Flask-Login expects of a signed-in user; only active users are ever loaded.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
 
 class Customer(Base):
     """A shopper, identified by an E.164 phone number."""

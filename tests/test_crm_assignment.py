@@ -4,7 +4,6 @@ cap, least loaded first; quarantine; the periodic retry."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select

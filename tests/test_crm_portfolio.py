@@ -12,7 +12,7 @@ from crm.assignment import assign
 from crm.opportunities import OpportunityError, contact, create, crm_settings, move
 from crm.portfolio import EVEN, deactivate, repoint_owners
 from crm.results import report
-from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, OrderStatus
+from models import Customer, OpportunityResult, OpportunityStatus, OpportunityType, OrderStatus
 from tests.crm_helpers import NOON, TZ, customer, make_order, make_seller, make_store
 
 
@@ -94,7 +94,7 @@ def test_deactivation_refuses_an_inactive_target_or_no_one_to_spread_to(session,
 def test_repoint_gives_each_customer_to_the_active_seller_who_sold_most(session, store):
     ana = make_seller(session, "Ana", store, ddds=["11"], code="V-ANA")
     bia = make_seller(session, "Bia", store, ddds=["11"], code="V-BIA")
-    gone = make_seller(session, "Gil", store, ddds=["11"], code="V-GIL", active=False)
+    make_seller(session, "Gil", store, ddds=["11"], code="V-GIL", active=False)
     buyer, other = customer(session, "+5511999990001"), customer(session, "+5511999990002")
     buyer.owner_seller_id = ana.id
     for i in range(2):

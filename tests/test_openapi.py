@@ -20,6 +20,9 @@ PATHS = {
     "/api/coupons/validate": {"post"},
     "/api/recovery/settings": {"get", "put"},
     "/api/recovery/stats": {"get"},
+    "/api/opportunities": {"get", "post"},
+    "/api/opportunities/{id}": {"patch"},
+    "/api/customers/{phone}": {"get"},
     "/healthz": {"get"},
 }
 
@@ -112,7 +115,8 @@ def test_every_ref_resolves(doc):
 def test_operations_document_their_errors_and_security(doc):
     bearer = doc["components"]["securitySchemes"]["bearerAuth"]
     assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
-    for path in ("/api/recovery/settings", "/api/recovery/stats"):
+    for path in ("/api/recovery/settings", "/api/recovery/stats", "/api/opportunities", "/api/opportunities/{id}",
+                 "/api/customers/{phone}"):
         for method, operation in doc["paths"][path].items():
             assert operation["security"] == [{"bearerAuth": []}]
             assert {"401", "403"} <= set(operation["responses"]), (path, method)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -41,6 +41,8 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         if _wants_json():
             return jsonify(error=exc.name, message=exc.description), exc.code
+        if exc.code == 403:
+            return render_template("pages/forbidden.html"), 403
         return exc
 
     @app.errorhandler(Exception)
@@ -65,3 +67,20 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(crm_api_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(simulator_bp)
+
+    from web import formatting
+    from web.auth import init_auth
+    from web.manager import bp as manager_bp
+    from web.seller import bp as seller_bp
+
+    # Bearer-token API, signed webhooks, probes and the development simulator carry no browser session.
+    init_auth(app, exempt_blueprints=[api_bp, crm_api_bp, webhooks_bp, store_webhooks_bp, health_bp, openapi_bp,
+                                      simulator_bp])
+    app.register_blueprint(seller_bp)
+    app.register_blueprint(manager_bp)
+    formatting.register(app, app.extensions["runtime"].settings.store_timezone)
+    app.add_url_rule("/", "index", lambda: redirect(url_for("auth.login")))
+
+    @app.context_processor
+    def _store_name():
+        return {"store_name": app.extensions["runtime"].settings.store_name}

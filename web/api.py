@@ -18,7 +18,7 @@ from models import Role, utcnow
 from recovery.config import SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.coupons import judge
 from recovery.stats import recovery_stats
-from web import db_session, runtime
+from web import db_session, limits, runtime
 from web.api_auth import api_roles
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -35,16 +35,6 @@ COUPON_RATE_WINDOW = 60  # seconds
 MAX_COUPON_CODE = 64
 MAX_PHONE_TEXT = 40
 MONEY = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
-
-# A fixed one-minute window per IP. INCR and EXPIRE in one script, so a crash between them never leaves a
-# counter without expiry (which would block that IP forever).
-_COUNT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('TTL', KEYS[1]) < 0 then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-end
-return n
-"""
 
 
 def _bad(error: str, fields: dict[str, str]):
@@ -153,8 +143,7 @@ def get_stats():
 def _over_rate_limit() -> bool:
     rt = runtime()
     key = rt.keys("rl", "coupon", request.remote_addr or "unknown")
-    count = rt.redis.register_script(_COUNT)(keys=[key], args=[COUPON_RATE_WINDOW])
-    return int(count) > COUPON_RATE_LIMIT
+    return limits.hit(rt.redis, key, COUPON_RATE_WINDOW) > COUPON_RATE_LIMIT
 
 
 @bp.post("/coupons/validate")

@@ -237,6 +237,115 @@ def _responses() -> dict[str, dict]:
     }
 
 
+def _crm_schemas() -> dict[str, dict]:
+    text = {"type": "string"}
+    nullable_text = {"type": "string", "nullable": True}
+    moment = {"type": "string", "format": "date-time", "nullable": True}
+    return {
+        "Opportunity": {"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "type": {"type": "string", "enum": ["behavior", "segment", "manual", "contact"]},
+            "reason": text,
+            "status": {"type": "string", "enum": ["backlog", "assigned", "in_progress", "finished"]},
+            "priority": {"type": "string", "enum": ["low", "normal", "high"]},
+            "customer": {"type": "object", "properties": {"id": {"type": "integer"}, "phone": text,
+                                                          "name": nullable_text}},
+            "seller_id": {"type": "integer", "nullable": True}, "seller_code": nullable_text,
+            "campaign": nullable_text, "message": nullable_text,
+            "recommended_skus": {"type": "array", "items": text},
+            "deadline": moment, "result": {"type": "string", "nullable": True,
+                                           "enum": ["positive", "neutral", "negative", None]},
+            "result_note": nullable_text, "created_at": moment, "assigned_at": moment, "started_at": moment,
+            "finished_at": moment}},
+        "OpportunityInput": {"type": "object", "required": ["phone"], "additionalProperties": False, "properties": {
+            "phone": {"type": "string", "description": "E.164 ou formato brasileiro"},
+            "name": {"type": "string", "maxLength": 120},
+            "type": {"type": "string", "enum": ["manual", "segment", "behavior"], "default": "manual"},
+            "reason": {"type": "string", "maxLength": 40, "description": "obrigatório para behavior"},
+            "campaign": {"type": "string", "maxLength": 120, "description": "obrigatório para segment"},
+            "message": {"type": "string", "maxLength": 2000, "description": "template Jinja (sandbox)"},
+            "deadline": {"type": "string", "format": "date-time", "description": "ISO 8601 com fuso, futuro"},
+            "priority": {"type": "string", "enum": ["low", "normal", "high"], "default": "normal"},
+            "recommended_skus": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 64}}}},
+        "OpportunityChange": {"type": "object", "additionalProperties": False, "properties": {
+            "status": {"type": "string", "enum": ["backlog", "in_progress", "finished"]},
+            "result": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+            "note": {"type": "string", "maxLength": 2000},
+            "seller_id": {"type": "integer", "description": "gestores: reatribuir"},
+            "priority": {"type": "string", "enum": ["low", "normal", "high"]},
+            "deadline": {"type": "string", "format": "date-time"}}},
+        "OpportunityPage": {"type": "object", "properties": {
+            "items": {"type": "array", "items": _ref("Opportunity")}, "page": {"type": "integer"},
+            "has_more": {"type": "boolean"}}},
+        "OpportunitiesCreated": {"type": "object", "properties": {
+            "created": {"type": "array", "items": _ref("Opportunity")},
+            "merged": {"type": "array", "items": {"type": "object"}},
+            "skipped": {"type": "array", "items": {"type": "object"}}}},
+        "Customer360": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "phone": text, "name": nullable_text, "ddd": nullable_text,
+            "city": nullable_text, "state": nullable_text, "owner_seller_id": {"type": "integer", "nullable": True},
+            "opted_out": {"type": "boolean"},
+            "opportunities": {"type": "array", "items": _ref("Opportunity")},
+            "orders": {"type": "array", "items": {"type": "object"}},
+            "recovery": {"type": "array", "items": {"type": "object"}},
+            "history": {"type": "array", "items": {"type": "object"}}}},
+    }
+
+
+def _crm_paths(bearer: list, auth_errors: dict) -> dict:
+    bad = {"$ref": "#/components/responses/BadBody"}
+    not_found = _json(_ref("Error"), "não encontrado (ou não visível ao seu papel)")
+    return {
+        "/api/opportunities": {
+            "get": {
+                "summary": "Oportunidades visíveis ao usuário",
+                "description": "Vendedor: as suas; gerente de loja: as da loja e a fila; admin e backoffice: "
+                               "todas. 50 por página.",
+                "tags": ["oportunidades"], "security": bearer,
+                "parameters": [
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "type": "string", "enum": ["backlog", "assigned", "in_progress", "finished"]}},
+                    {"name": "type", "in": "query", "required": False, "schema": {
+                        "type": "string", "enum": ["behavior", "segment", "manual", "contact"]}},
+                    {"name": "seller_id", "in": "query", "required": False, "schema": {"type": "integer"}},
+                    {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+                ],
+                "responses": {"200": _json(_ref("OpportunityPage"), "uma página"), "400": bad, **auth_errors},
+            },
+            "post": {
+                "summary": "Criar oportunidades (uma, uma lista, ou CSV), tudo ou nada",
+                "description": "Papéis: admin, manager, backoffice. CSV (`text/csv`) com as colunas "
+                               "phone,name,type,reason,campaign,message,deadline,priority,skus; erros por linha.",
+                "tags": ["oportunidades"], "security": bearer,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"oneOf": [
+                        _ref("OpportunityInput"), {"type": "array", "items": _ref("OpportunityInput")}]}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                "responses": {"201": _json(_ref("OpportunitiesCreated"), "criadas, unidas ou ignoradas"),
+                              "400": bad, **auth_errors},
+            },
+        },
+        "/api/opportunities/{id}": {"patch": {
+            "summary": "Mudar status, resultado, vendedor, prioridade ou prazo",
+            "description": "Vendedor: só as suas, só status/result/note. Gestores: também seller_id, priority, "
+                           "deadline.",
+            "tags": ["oportunidades"], "security": bearer,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OpportunityChange")}}},
+            "responses": {"200": _json(_ref("Opportunity"), "depois da mudança"), "400": bad, "404": not_found,
+                          **auth_errors},
+        }},
+        "/api/customers/{phone}": {"get": {
+            "summary": "Visão 360 do cliente",
+            "description": "Vendedor: só clientes da sua carteira ou das suas oportunidades.",
+            "tags": ["oportunidades"], "security": bearer,
+            "parameters": [{"name": "phone", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json(_ref("Customer360"), "cliente"), "400": bad, "404": not_found,
+                          **auth_errors},
+        }},
+    }
+
+
 def _store_webhook(summary: str, schema: str) -> dict:
     return {"post": {
         "summary": summary,
@@ -354,6 +463,7 @@ def build_document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("RecoveryStats"), "números do período"),
                               "400": {"$ref": "#/components/responses/BadBody"}, **auth_errors},
             }},
+            **_crm_paths(bearer, auth_errors),
             "/healthz": {"get": {
                 "summary": "Saúde: banco, Redis, agendador",
                 "tags": ["operação"],
@@ -372,7 +482,7 @@ def build_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "token de `flask --app app users token EMAIL`"}},
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_crm_schemas()},
             "responses": _responses(),
         },
     }

@@ -1,0 +1,46 @@
+"""pt-BR presentation for pages: money, dates in the store's time zone, and labels of CRM values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency, format_percent
+from flask import Flask
+
+LABELS = {
+    "behavior": "Comportamento", "segment": "Segmento", "manual": "Manual", "contact": "Contato",
+    "backlog": "Na fila", "assigned": "Atribuída", "in_progress": "Em conversa", "finished": "Finalizada",
+    "positive": "Positivo", "neutral": "Neutro", "negative": "Negativo",
+    "cart_abandoned": "Carrinho abandonado", "product_browsing": "Navegou em produtos",
+    "repeated_visits": "Visitas sem compra", "strategic_search": "Busca por termo estratégico",
+    "asked_for_person": "Pediu para falar com uma pessoa", "recovery_replied": "Respondeu a mensagem de recuperação",
+    "recovery_not_converted": "Não comprou após a mensagem de recuperação", "seller_contact": "Contato do vendedor",
+    "campaign": "Campanha",
+    "inbound": "Cliente", "bot": "Robô", "recovery": "Recuperação", "order": "Pedido",
+}
+PRIORITY_LABELS = {1: "Baixa", 2: "Normal", 3: "Alta"}
+
+
+def register(app: Flask, timezone) -> None:
+    @app.template_filter("reais")
+    def reais(value: Decimal | int | None) -> str:
+        return format_currency(value or 0, "BRL", locale="pt_BR")
+
+    @app.template_filter("datahora")
+    def datahora(value: datetime | None) -> str:
+        return format_datetime(value, "dd/MM/yyyy HH:mm", tzinfo=timezone, locale="pt_BR") if value else "—"
+
+    @app.template_filter("percentual")
+    def percentual(value: Decimal | float) -> str:
+        return format_percent(value, "#,##0.0%", locale="pt_BR")
+
+    @app.template_filter("rotulo")
+    def rotulo(value) -> str:
+        raw = getattr(value, "value", value)
+        return LABELS.get(raw, str(raw))
+
+    @app.template_filter("prioridade")
+    def prioridade(value: int) -> str:
+        return PRIORITY_LABELS.get(value, "Normal")

@@ -1,0 +1,251 @@
+"""Managers' pages: sellers (capacity, activation, deactivation with redistribution), users, opportunities
+(list, create, CSV import), the brand's CRM rules, and results with the sellers' ranking.
+
+A store manager works on their own store; an admin on every store. Backoffice users create and follow
+opportunities and read results, but do not manage people."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from core.phones import DDD_STATE
+from core.queues import enqueue_after_commit
+from core.templating import TemplateRenderError
+from crm import intake
+from crm.assignment import daily_cap
+from crm.opportunities import OPEN_STATUSES, OpportunityError, crm_settings
+from crm.portfolio import EVEN, deactivate, set_active
+from crm.profile import validate_suggestion
+from crm.results import report
+from crm.users import UserError, create_user
+from models import Customer, Opportunity, OpportunityStatus, Role, Store, User, utcnow
+from web import db_session, runtime
+from web.auth import roles_required
+from web.seller import period_from_args
+
+bp = Blueprint("manager", __name__, url_prefix="/gestao")
+
+MANAGERS = (Role.ADMIN, Role.MANAGER)
+OFFICE = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
+
+
+def _store_scope(query, column):
+    if current_user.role is Role.MANAGER and current_user.store_id is not None:
+        return query.where(column == current_user.store_id)
+    return query
+
+
+def _seller_in_scope(seller_id: int) -> User:
+    seller = db_session().scalar(_store_scope(select(User).where(User.id == seller_id, User.role == Role.SELLER),
+                                              User.store_id))
+    if seller is None:
+        abort(404)
+    return seller
+
+
+@bp.get("/vendedores")
+@roles_required(*MANAGERS)
+def sellers():
+    session = db_session()
+    rows = session.scalars(_store_scope(select(User).where(User.role == Role.SELLER), User.store_id)
+                           .order_by(User.active.desc(), User.name)).all()
+    ids = [s.id for s in rows]
+    portfolio = dict(session.execute(select(Customer.owner_seller_id, func.count()).where(
+        Customer.owner_seller_id.in_(ids)).group_by(Customer.owner_seller_id)).all())
+    held = dict(session.execute(select(Opportunity.seller_id, func.count()).where(
+        Opportunity.seller_id.in_(ids), Opportunity.status.in_(OPEN_STATUSES)).group_by(Opportunity.seller_id)).all())
+    return render_template("pages/manager/sellers.html", sellers=rows, portfolio=portfolio, held=held,
+                           daily_cap=daily_cap)
+
+
+def _parse_capacity(form) -> tuple[dict, dict[str, str]]:
+    values, errors = {}, {}
+    for name, low, high in (("hours_per_day", "0", "24"), ("idle_share", "0", "1")):
+        try:
+            value = Decimal(form.get(name, "").replace(",", "."))
+            if not Decimal(low) <= value <= Decimal(high):
+                raise InvalidOperation
+            values[name] = value.quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            errors[name] = f"use um número entre {low} e {high}"
+    for name, low, high in (("avg_conversation_minutes", 1, 480), ("max_portfolio", 0, 100000)):
+        raw = form.get(name, "")
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            errors[name] = f"use um número inteiro entre {low} e {high}"
+        else:
+            values[name] = int(raw)
+    ddds = [d.strip() for d in form.get("region_ddds", "").replace(";", ",").split(",") if d.strip()]
+    unknown = [d for d in ddds if d not in DDD_STATE]
+    if unknown:
+        errors["region_ddds"] = f"DDD inválido: {', '.join(unknown[:5])}"
+    values["region_ddds"] = sorted(set(ddds))
+    return values, errors
+
+
+@bp.route("/vendedores/<int:seller_id>", methods=["GET", "POST"])
+@roles_required(*MANAGERS)
+def seller(seller_id: int):
+    session = db_session()
+    target = _seller_in_scope(seller_id)
+    errors = {}
+    if request.method == "POST":
+        values, errors = _parse_capacity(request.form)
+        if not errors:
+            for name, value in values.items():
+                setattr(target, name, value)
+            session.commit()
+            flash("Vendedor atualizado.", "info")
+            return redirect(url_for(".seller", seller_id=target.id)), 303
+    colleagues = session.scalars(select(User).where(User.role == Role.SELLER, User.active.is_(True),
+                                                    User.store_id == target.store_id, User.id != target.id)
+                                 .order_by(User.name)).all()
+    return render_template("pages/manager/seller.html", seller=target, errors=errors, form=request.form,
+                           cap=daily_cap(target), colleagues=colleagues), 400 if errors else 200
+
+
+@bp.post("/vendedores/<int:seller_id>/status")
+@roles_required(*MANAGERS)
+def seller_status(seller_id: int):
+    session = db_session()
+    target = _seller_in_scope(seller_id)
+    action = request.form.get("action")
+    destination = request.form.get("to", "none")
+    try:
+        if action == "activate":
+            set_active(session, target, True)
+            message = "Vendedor ativado."
+        elif action == "deactivate":
+            if destination not in (EVEN, "none"):
+                if not destination.isdigit():
+                    raise OpportunityError("to", "escolha quem recebe a carteira")
+                _seller_in_scope(int(destination))
+            moved = deactivate(session, target, utcnow(), actor=current_user,
+                               to=None if destination == "none" else destination)
+            message = (f"Vendedor inativado: {moved.customers} clientes e {moved.opportunities} oportunidades "
+                       "redistribuídos.")
+        else:
+            abort(400)
+    except OpportunityError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".seller", seller_id=seller_id)), 303
+    if action == "deactivate" and destination == "none":
+        # Released work goes back to the queue: assign it now rather than at the next periodic pass.
+        enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_backlog")
+    session.commit()
+    flash(message, "info")
+    return redirect(url_for(".sellers")), 303
+
+
+@bp.route("/usuarios/novo", methods=["GET", "POST"])
+@roles_required(*MANAGERS)
+def new_user():
+    session = db_session()
+    stores = session.scalars(_store_scope(select(Store), Store.id).order_by(Store.name)).all()
+    roles = [r for r in Role if current_user.role is Role.ADMIN or r in (Role.SELLER, Role.BACKOFFICE)]
+    errors = {}
+    if request.method == "POST":
+        role = request.form.get("role", "")
+        store_id = request.form.get("store_id", "")
+        if role not in {r.value for r in roles}:
+            errors["role"] = "papel não permitido"
+        if store_id and (not store_id.isdigit() or int(store_id) not in {s.id for s in stores}):
+            errors["store_id"] = "loja inválida"
+        if not errors:
+            try:
+                user = create_user(session, email=request.form.get("email", ""), role=role,
+                                   password=request.form.get("password", ""), name=request.form.get("name") or None,
+                                   store_id=int(store_id) if store_id else None)
+                user.seller_code = (request.form.get("seller_code") or "").strip()[:32] or None
+                session.commit()
+                flash("Usuário criado.", "info")
+                return redirect(url_for(".sellers")), 303
+            except UserError as exc:
+                session.rollback()
+                errors[exc.field] = exc.message
+    return render_template("pages/manager/new_user.html", stores=stores, roles=roles, errors=errors,
+                           form=request.form), 400 if errors else 200
+
+
+@bp.route("/oportunidades", methods=["GET", "POST"])
+@roles_required(*OFFICE)
+def opportunities():
+    session = db_session()
+    row_errors = []
+    if request.method == "POST":
+        upload = request.files.get("arquivo")
+        now = utcnow()
+        try:
+            if upload and upload.filename:
+                specs = intake.parse_csv(upload.read(intake.MAX_ROWS * 400).decode("utf-8-sig", "replace"), now)
+            else:
+                specs = intake.parse_rows([{k: v for k, v in request.form.items() if k in intake.CSV_COLUMNS and v}],
+                                          now)
+        except intake.IntakeInvalid as exc:
+            row_errors = exc.errors
+        else:
+            outcomes = intake.create_all(session, specs, current_user, now)
+            for opportunity_id in intake.backlog_ids(outcomes):
+                enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
+            session.commit()
+            created = sum(1 for _, c in outcomes if c.created)
+            flash(f"{created} oportunidade(s) criada(s); {len(outcomes) - created} já existiam ou foram "
+                  "ignoradas (quarentena, opt-out).", "info")
+            return redirect(url_for(".opportunities")), 303
+    status = request.args.get("status", "")
+    query = select(Opportunity).order_by(Opportunity.priority.desc(), Opportunity.created_at.desc()).limit(200)
+    if status in {s.value for s in OpportunityStatus}:
+        query = query.where(Opportunity.status == OpportunityStatus(status))
+    if current_user.role is Role.MANAGER and current_user.store_id is not None:
+        store_sellers = select(User.id).where(User.store_id == current_user.store_id)
+        query = query.where(Opportunity.seller_id.in_(store_sellers) | Opportunity.seller_id.is_(None))
+    return render_template("pages/manager/opportunities.html", items=session.scalars(query).all(),
+                           row_errors=row_errors, status=status, statuses=list(OpportunityStatus),
+                           form=request.form), 400 if row_errors else 200
+
+
+@bp.route("/configuracoes", methods=["GET", "POST"])
+@roles_required(*MANAGERS)
+def rules():
+    session = db_session()
+    settings = crm_settings(session)
+    errors = {}
+    if request.method == "POST":
+        limits = {"quarantine_days": (0, 365), "recovery_followup_hours": (0, 720), "attribution_days": (1, 90),
+                  "default_deadline_hours": (1, 720)}
+        values = {}
+        for name, (low, high) in limits.items():
+            raw = request.form.get(name, "")
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                errors[name] = f"use um número inteiro entre {low} e {high}"
+            else:
+                values[name] = int(raw)
+        message = request.form.get("suggested_message", "").strip()
+        try:
+            validate_suggestion(message)
+            values["suggested_message"] = message
+        except TemplateRenderError as exc:
+            errors["suggested_message"] = str(exc)
+        if not message:
+            errors["suggested_message"] = "informe a mensagem sugerida"
+        if not errors:
+            for name, value in values.items():
+                setattr(settings, name, value)
+            session.commit()
+            flash("Regras salvas.", "info")
+            return redirect(url_for(".rules")), 303
+    return render_template("pages/manager/rules.html", settings=settings, errors=errors, form=request.form), \
+        400 if errors else 200
+
+
+@bp.get("/resultados")
+@roles_required(*OFFICE)
+def results():
+    start, end, first, last = period_from_args(runtime().settings.store_timezone)
+    store_id = current_user.store_id if current_user.role is Role.MANAGER else None
+    result = report(db_session(), start, end, store_id=store_id)
+    return render_template("pages/manager/results.html", result=result, first=first, last=last)

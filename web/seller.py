@@ -1,0 +1,149 @@
+"""The seller's app (mobile first): the prioritised queue, an opportunity, the portfolio, their own results.
+A seller sees only their own opportunities and customers."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from crm.opportunities import OpportunityError, contact, move, start_conversation
+from crm.profile import history, recommended_products, suggested_message, whatsapp_link
+from crm.results import report
+from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, Role, utcnow
+from web import db_session, runtime
+from web.auth import roles_required
+from web.crm_api import may_see_customer
+
+bp = Blueprint("seller", __name__, url_prefix="/vendedor")
+
+HELD = (OpportunityStatus.ASSIGNED, OpportunityStatus.IN_PROGRESS)
+
+
+def _own_opportunity(opportunity_id: int) -> Opportunity:
+    opportunity = db_session().scalar(select(Opportunity).where(
+        Opportunity.id == opportunity_id, Opportunity.seller_id == current_user.id))
+    if opportunity is None:
+        abort(404)
+    return opportunity
+
+
+@bp.get("/")
+@roles_required(Role.SELLER)
+def queue():
+    items = db_session().scalars(select(Opportunity).where(
+        Opportunity.seller_id == current_user.id, Opportunity.status.in_(HELD))
+        .order_by(Opportunity.priority.desc(), Opportunity.deadline, Opportunity.id)).all()
+    return render_template("pages/seller/queue.html", items=items, now=utcnow())
+
+
+@bp.get("/oportunidades/<int:opportunity_id>")
+@roles_required(Role.SELLER)
+def opportunity(opportunity_id: int):
+    session = db_session()
+    item = _own_opportunity(opportunity_id)
+    products = recommended_products(session, item.customer, item.recommended_skus)
+    message = suggested_message(session, item, current_user, runtime().settings.store_name, products)
+    return render_template("pages/seller/opportunity.html", item=item, products=products, message=message,
+                           history=history(session, item.customer), results=list(OpportunityResult))
+
+
+@bp.post("/oportunidades/<int:opportunity_id>/iniciar")
+@roles_required(Role.SELLER)
+def start(opportunity_id: int):
+    """Moves the opportunity to in progress and opens WhatsApp with the (possibly edited) message."""
+    session = db_session()
+    item = _own_opportunity(opportunity_id)
+    text = (request.form.get("message") or "").strip()[:2000]
+    try:
+        start_conversation(session, item, current_user, utcnow())
+    except OpportunityError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".opportunity", opportunity_id=item.id))
+    session.commit()
+    return redirect(whatsapp_link(item.customer.phone, text))
+
+
+@bp.post("/oportunidades/<int:opportunity_id>/finalizar")
+@roles_required(Role.SELLER)
+def finish(opportunity_id: int):
+    session = db_session()
+    item = _own_opportunity(opportunity_id)
+    try:
+        result = OpportunityResult(request.form.get("result", ""))
+    except ValueError:
+        flash("Escolha o resultado: positivo, neutro ou negativo.", "error")
+        return redirect(url_for(".opportunity", opportunity_id=item.id)), 303
+    try:
+        move(session, item, OpportunityStatus.FINISHED, utcnow(), actor=current_user, result=result,
+             note=(request.form.get("note") or "")[:2000])
+    except OpportunityError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".opportunity", opportunity_id=item.id)), 303
+    session.commit()
+    flash("Oportunidade finalizada.", "info")
+    return redirect(url_for(".queue")), 303
+
+
+@bp.get("/carteira")
+@roles_required(Role.SELLER)
+def portfolio():
+    customers = db_session().scalars(select(Customer).where(Customer.owner_seller_id == current_user.id)
+                                     .order_by(Customer.name, Customer.id).limit(500)).all()
+    return render_template("pages/seller/portfolio.html", customers=customers)
+
+
+@bp.get("/clientes/<int:customer_id>")
+@roles_required(Role.SELLER)
+def customer(customer_id: int):
+    session = db_session()
+    found = session.get(Customer, customer_id)
+    if found is None or not may_see_customer(session, current_user, found):
+        abort(404)
+    return render_template("pages/seller/customer.html", customer=found, history=history(session, found))
+
+
+@bp.post("/clientes/<int:customer_id>/contato")
+@roles_required(Role.SELLER)
+def start_contact(customer_id: int):
+    session = db_session()
+    found = session.get(Customer, customer_id)
+    if found is None:
+        abort(404)
+    try:
+        item = contact(session, current_user, found, utcnow())
+    except OpportunityError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".portfolio")), 303
+    session.commit()
+    return redirect(url_for(".opportunity", opportunity_id=item.id)), 303
+
+
+def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
+    """The ``de``/``ate`` dates of the query string (store's calendar), by default this month so far."""
+    today = utcnow().astimezone(tz).date()
+    try:
+        first = datetime.strptime(request.args.get("de", ""), "%Y-%m-%d").date()
+    except ValueError:
+        first = today.replace(day=1)
+    try:
+        last = datetime.strptime(request.args.get("ate", ""), "%Y-%m-%d").date()
+    except ValueError:
+        last = today
+    if last < first or (last - first).days > 366:
+        first, last = today.replace(day=1), today
+    start = datetime.combine(first, time.min, tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
+    return start, end, first.isoformat(), last.isoformat()
+
+
+@bp.get("/resultados")
+@roles_required(Role.SELLER)
+def results():
+    start, end, first, last = period_from_args(runtime().settings.store_timezone)
+    result = report(db_session(), start, end, seller_id=current_user.id)
+    line = result.sellers[0] if result.sellers else None
+    return render_template("pages/seller/results.html", line=line, sales=result.sales_by_seller.get(current_user.id, []),
+                           first=first, last=last)
