@@ -17,6 +17,9 @@ from core.schedule import run_scheduler
 from core.settings import Settings, SettingsError
 
 
+MAINTENANCE_SECONDS = 60
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scheduler", action="store_true", help="run the periodic-job scheduler instead of a worker")
@@ -38,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from rq import Worker
 
-    worker = Worker(queues_for(runtime), connection=runtime.redis, name=None)
+    # RQ's default maintenance pass runs every 10 minutes; it is also when a worker takes over the scheduled-job
+    # lock of a worker that died. Every minute keeps a dead worker's retries from waiting that long.
+    worker = Worker(queues_for(runtime), connection=runtime.redis, name=None, maintenance_interval=MAINTENANCE_SECONDS)
     logging.getLogger(__name__).info("worker listening on %s", ", ".join(q.name for q in worker.queues))
     worker.work(burst=args.burst, with_scheduler=True)
     return 0
