@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -106,3 +106,96 @@ def purge_expired(session: Session, now: datetime, grace: timedelta = timedelta(
     """Delete unused codes that expired more than ``grace`` ago (kept a week for late checkout disputes)."""
     result = session.execute(delete(Coupon).where(Coupon.redeemed_at.is_(None), Coupon.expires_at < now - grace))
     return result.rowcount or 0
+
+
+class RuleInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+KIND_LABELS = {CouponKind.PERCENT: "Percentual", CouponKind.FIXED: "Valor fixo (R$)",
+               CouponKind.FREE_SHIPPING: "Frete grátis"}
+MAX_FIXED = Decimal("100000")
+
+
+def _money(raw: str | Decimal | int | None) -> Decimal:
+    """'10', '10,5', '1.234,56' or a Decimal: pt-BR decimal comma accepted."""
+    if isinstance(raw, (Decimal, int)):
+        return Decimal(raw)
+    text = (raw or "").strip().replace("R$", "").strip()
+    if "," in text:
+        text = text.replace(".", "").replace(",", ".")
+    value = Decimal(text)  # InvalidOperation on garbage: the caller reports it on the field
+    if not value.is_finite():
+        raise ValueError(text)
+    return value
+
+
+def save_rule(session: Session, rule: CouponRule | None, *, name: str, kind: str, value: str | Decimal,
+              min_order: str | Decimal = "0", recovery_only: bool = True) -> CouponRule:
+    """Create or update a coupon rule; every problem reported per field, nothing written then. Later edits apply
+    to codes already issued (judged at checkout by the rule as it stands)."""
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "informe um nome"
+    elif len(name) > 120:
+        errors["name"] = "no máximo 120 caracteres"
+    try:
+        coupon_kind = CouponKind(kind)
+    except ValueError:
+        coupon_kind = None
+        errors["kind"] = "escolha percentual, valor fixo ou frete grátis"
+    amount = ZERO
+    if coupon_kind is not CouponKind.FREE_SHIPPING:
+        try:
+            amount = _money(value)
+        except (InvalidOperation, ValueError):
+            errors["value"] = "informe um número, por exemplo 10 ou 15,50"
+        else:
+            if coupon_kind is CouponKind.PERCENT and not Decimal("0") < amount <= Decimal("100"):
+                errors["value"] = "o percentual deve estar entre 0 e 100"
+            elif coupon_kind is CouponKind.FIXED and not ZERO < amount <= MAX_FIXED:
+                errors["value"] = "o valor deve ser maior que zero e até R$ 100.000,00"
+            elif amount != amount.quantize(CENT):
+                errors["value"] = "no máximo duas casas decimais"
+    try:
+        minimum = _money(min_order or "0")
+        if not ZERO <= minimum <= MAX_FIXED or minimum != minimum.quantize(CENT):
+            raise ValueError
+    except (InvalidOperation, ValueError):
+        errors["min_order"] = "informe um valor entre 0 e 100.000,00, com até duas casas decimais"
+        minimum = ZERO
+    if errors:
+        raise RuleInvalid(errors)
+    if rule is None:
+        rule = CouponRule(name=name, kind=coupon_kind)
+        session.add(rule)
+    rule.name, rule.kind, rule.value, rule.min_order = name, coupon_kind, amount, minimum
+    rule.recovery_only = recovery_only
+    session.flush()
+    return rule
+
+
+def set_rule_active(session: Session, rule: CouponRule, active: bool) -> None:
+    """A disabled rule issues no new codes and its issued codes stop validating; the recoverer's settings that
+    point at it fall back to sending without a coupon (recovery.send checks ``rule.active``)."""
+    rule.active = active
+    session.flush()
+
+
+def usage_by_rule(session: Session) -> dict[int, tuple[int, int]]:
+    """rule id -> (codes issued, codes redeemed), all time. Issued counts come from the attempts, which are kept
+    when unused expired codes are purged."""
+    from sqlalchemy import func
+
+    from models import AttemptStatus, RecoveryAttempt
+
+    issued = dict(session.execute(
+        select(RecoveryAttempt.coupon_rule_id, func.count()).where(
+            RecoveryAttempt.coupon_rule_id.is_not(None), RecoveryAttempt.status == AttemptStatus.SENT)
+        .group_by(RecoveryAttempt.coupon_rule_id)).all())
+    redeemed = dict(session.execute(
+        select(Coupon.rule_id, func.count()).where(Coupon.redeemed_at.is_not(None)).group_by(Coupon.rule_id)).all())
+    return {rule_id: (issued.get(rule_id, 0), redeemed.get(rule_id, 0)) for rule_id in set(issued) | set(redeemed)}

@@ -15,7 +15,7 @@ from core.templating import brl, render_text
 VARIABLES: dict[str, str] = {
     "nome": "primeiro nome do cliente",
     "loja": "nome da loja",
-    "itens": "itens do carrinho (lista com nome, quantidade e preco)",
+    "itens": "itens do carrinho (lista com nome, quantidade e preço)",
     "total": "total do carrinho, em R$",
     "link_checkout": "link para finalizar a compra",
     "cupom": "código do cupom (vazio quando não há cupom)",

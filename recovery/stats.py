@@ -176,3 +176,30 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
             for _, e in sorted(coupons.items())
         ],
     }
+
+
+def tracked_shoppers(session: Session, *, start: date, end: date, tz: ZoneInfo) -> int:
+    """Shoppers the recoverer followed in the period: they wrote to the bot or a cart of theirs changed."""
+    from models import Cart, Direction
+
+    bounds = local_midnights(start, end, tz)
+    low, high = bounds[0], bounds[-1]
+    wrote = select(Message.customer_id.label("customer_id")).where(
+        Message.direction == Direction.INBOUND, Message.created_at >= low, Message.created_at < high)
+    carted = select(Cart.customer_id.label("customer_id")).where(Cart.updated_at >= low, Cart.updated_at < high)
+    either = wrote.union(carted).subquery()
+    return session.scalar(select(func.count()).select_from(either)) or 0
+
+
+FUNNEL_STEPS = ("tracked", "due", "sent", "delivered", "read", "recovered")
+
+
+def funnel(session: Session, stats: dict[str, Any], *, start: date, end: date, tz: ZoneInfo) -> list[tuple[str, int]]:
+    """The recovery funnel of a period: followed, came due (an attempt was made), sent, delivered, read, bought."""
+    totals = stats["totals"]
+    counts = {
+        "tracked": tracked_shoppers(session, start=start, end=end, tz=tz),
+        "due": totals["attempts"], "sent": totals["sent"], "delivered": totals["delivered"],
+        "read": totals["read"], "recovered": totals["recovered_orders"],
+    }
+    return [(step, counts[step]) for step in FUNNEL_STEPS]

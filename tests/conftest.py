@@ -164,3 +164,11 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI_STRICT: {len(skipped)} test(s) skipped; in CI a skip is a failure", red=True)
         session.exitstatus = 1
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture can tell that its test failed (screenshots)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

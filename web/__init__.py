@@ -7,6 +7,7 @@ import logging
 from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from core.runtime import Runtime
 
@@ -34,7 +35,16 @@ def _wants_json() -> bool:
     return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/openapi"))
 
 
+class RowIdConverter(IntegerConverter):
+    """``<id:name>``: a positive integer that fits a database id column. A larger number is a 404 like any
+    unknown id, not an integer overflow in the database (a 500)."""
+
+    def __init__(self, url_map) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["id"] = RowIdConverter
     app.teardown_appcontext(_close_session)
 
     @app.errorhandler(HTTPException)
@@ -43,6 +53,10 @@ def init_app(app: Flask) -> None:
             return jsonify(error=exc.name, message=exc.description), exc.code
         if exc.code == 403:
             return render_template("pages/forbidden.html"), 403
+        if exc.code == 413:
+            limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+            return render_template("pages/error.html", title="Arquivo grande demais",
+                                   message=f"Envie arquivos de até {limit} MB. Divida a planilha em partes, se preciso."), 413
         return exc
 
     @app.errorhandler(Exception)
@@ -70,6 +84,7 @@ def init_app(app: Flask) -> None:
 
     from web import formatting
     from web.auth import init_auth
+    from web.console import bp as console_bp
     from web.manager import bp as manager_bp
     from web.seller import bp as seller_bp
 
@@ -78,8 +93,21 @@ def init_app(app: Flask) -> None:
                                       simulator_bp])
     app.register_blueprint(seller_bp)
     app.register_blueprint(manager_bp)
+    app.register_blueprint(console_bp)
     formatting.register(app, app.extensions["runtime"].settings.store_timezone)
     app.add_url_rule("/", "index", lambda: redirect(url_for("auth.login")))
+
+    @app.after_request
+    def _page_headers(response):
+        # Pages load nothing from elsewhere and run only our own static scripts; charts are inline SVG whose
+        # <style> needs inline styles. Nothing may frame the pages (clickjacking of the console's forms).
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                                        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
 
     @app.context_processor
     def _store_name():

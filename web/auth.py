@@ -26,7 +26,7 @@ csrf = CSRFProtect()
 MAX_FAILURES = 5  # per e-mail and per client IP
 FAILURE_WINDOW = 15 * 60  # seconds
 HOME_BY_ROLE = {Role.SELLER: "seller.queue"}
-DEFAULT_HOME = "manager.sellers"
+DEFAULT_HOME = "console.dashboard"
 
 
 class LoginForm(FlaskForm):

@@ -129,7 +129,7 @@ def _patch_errors(body: dict, user: User) -> dict[str, str]:
     return {str(k)[:40]: "campo desconhecido ou não permitido ao seu papel" for k in body if k not in allowed}
 
 
-@bp.patch("/opportunities/<int:opportunity_id>")
+@bp.patch("/opportunities/<id:opportunity_id>")
 @api_roles(*EVERYONE)
 def patch_opportunity(opportunity_id: int):
     session = db_session()

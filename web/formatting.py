@@ -19,6 +19,26 @@ LABELS = {
     "recovery_not_converted": "Não comprou após a mensagem de recuperação", "seller_contact": "Contato do vendedor",
     "campaign": "Campanha",
     "inbound": "Cliente", "bot": "Robô", "recovery": "Recuperação", "order": "Pedido",
+    # recovery skip reasons (recovery/eligibility.py)
+    "disabled": "Recuperação desligada", "opted_out": "Cliente pediu para sair", "purchased": "Já comprou",
+    "handoff": "Com um vendedor", "frequency_limit": "Limite de frequência", "recent_coupon_use": "Usou cupom há pouco",
+    "too_old": "Interação antiga demais", "outside_24h_window": "Fora da janela de 24 h do WhatsApp",
+    "invalid_number": "Número inválido", "quiet_hours": "Horário de silêncio", "unknown": "Outro motivo",
+    # message statuses (models/messaging.py)
+    "pending": "Na fila", "sending": "Enviando", "sent": "Enviada", "delivered": "Entregue", "read": "Lida",
+    "failed": "Falhou", "undelivered": "Não entregue", "blocked": "Bloqueada", "received": "Recebida",
+    "outbox": "Simulador", "accepted": "Aceita", "queued": "Na fila do WhatsApp",
+    # coupon kinds
+    "percent": "Percentual", "fixed": "Valor fixo", "free_shipping": "Frete grátis",
+}
+# Delivery ticks as WhatsApp shows them: (symbol, css class, label).
+TICKS = {
+    "pending": ("🕓", "wait", "Na fila"), "accepted": ("🕓", "wait", "Aceita pelo provedor"),
+    "queued": ("🕓", "wait", "Na fila do WhatsApp"), "sending": ("🕓", "wait", "Enviando"),
+    "sent": ("✓", "sent", "Enviada"), "delivered": ("✓✓", "delivered", "Entregue"), "read": ("✓✓", "read", "Lida"),
+    "failed": ("✗", "failed", "Falhou"), "undelivered": ("✗", "failed", "Não entregue"),
+    "blocked": ("⊘", "failed", "Bloqueada antes do envio"), "outbox": ("✉", "wait", "Simulador (não enviada)"),
+    "unknown": ("?", "wait", "Incerta: o envio foi interrompido"), "received": ("", "in", "Recebida"),
 }
 PRIORITY_LABELS = {1: "Baixa", 2: "Normal", 3: "Alta"}
 
@@ -31,6 +51,10 @@ def register(app: Flask, timezone) -> None:
     @app.template_filter("datahora")
     def datahora(value: datetime | None) -> str:
         return format_datetime(value, "dd/MM/yyyy HH:mm", tzinfo=timezone, locale="pt_BR") if value else "—"
+
+    @app.template_filter("tique")
+    def tique(status) -> tuple[str, str, str]:
+        return TICKS.get(getattr(status, "value", status), ("", "", str(status)))
 
     @app.template_filter("percentual")
     def percentual(value: Decimal | float) -> str:

@@ -86,7 +86,7 @@ def _parse_capacity(form) -> tuple[dict, dict[str, str]]:
     return values, errors
 
 
-@bp.route("/vendedores/<int:seller_id>", methods=["GET", "POST"])
+@bp.route("/vendedores/<id:seller_id>", methods=["GET", "POST"])
 @roles_required(*MANAGERS)
 def seller(seller_id: int):
     session = db_session()
@@ -107,7 +107,7 @@ def seller(seller_id: int):
                            cap=daily_cap(target), colleagues=colleagues), 400 if errors else 200
 
 
-@bp.post("/vendedores/<int:seller_id>/status")
+@bp.post("/vendedores/<id:seller_id>/status")
 @roles_required(*MANAGERS)
 def seller_status(seller_id: int):
     session = db_session()

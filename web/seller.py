@@ -39,7 +39,7 @@ def queue():
     return render_template("pages/seller/queue.html", items=items, now=utcnow())
 
 
-@bp.get("/oportunidades/<int:opportunity_id>")
+@bp.get("/oportunidades/<id:opportunity_id>")
 @roles_required(Role.SELLER)
 def opportunity(opportunity_id: int):
     session = db_session()
@@ -50,7 +50,7 @@ def opportunity(opportunity_id: int):
                            history=history(session, item.customer), results=list(OpportunityResult))
 
 
-@bp.post("/oportunidades/<int:opportunity_id>/iniciar")
+@bp.post("/oportunidades/<id:opportunity_id>/iniciar")
 @roles_required(Role.SELLER)
 def start(opportunity_id: int):
     """Moves the opportunity to in progress and opens WhatsApp with the (possibly edited) message."""
@@ -66,7 +66,7 @@ def start(opportunity_id: int):
     return redirect(whatsapp_link(item.customer.phone, text))
 
 
-@bp.post("/oportunidades/<int:opportunity_id>/finalizar")
+@bp.post("/oportunidades/<id:opportunity_id>/finalizar")
 @roles_required(Role.SELLER)
 def finish(opportunity_id: int):
     session = db_session()
@@ -95,7 +95,7 @@ def portfolio():
     return render_template("pages/seller/portfolio.html", customers=customers)
 
 
-@bp.get("/clientes/<int:customer_id>")
+@bp.get("/clientes/<id:customer_id>")
 @roles_required(Role.SELLER)
 def customer(customer_id: int):
     session = db_session()
@@ -105,7 +105,7 @@ def customer(customer_id: int):
     return render_template("pages/seller/customer.html", customer=found, history=history(session, found))
 
 
-@bp.post("/clientes/<int:customer_id>/contato")
+@bp.post("/clientes/<id:customer_id>/contato")
 @roles_required(Role.SELLER)
 def start_contact(customer_id: int):
     session = db_session()

@@ -1,0 +1,201 @@
+"""The console and the seller's pages in a real browser: headless Chromium driven by Playwright against the app
+served on a free port, with real commits (the server's threads open their own sessions)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from core.runtime import Runtime, set_runtime
+from crm.users import create_user
+from models import (
+    AttemptStatus, CouponKind, CouponRule, Customer, Direction, Message, MessageStatus, Order, OrderStatus,
+    RecoveryAttempt, RecoverySettings, utcnow,
+)
+from recovery.config import load_settings, update_settings
+from tests.browser_helpers import ARTIFACTS, CHROMIUM_ARGS, LiveServer, require_chromium, screenshot_name
+from tests.conftest import delete_prefixed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "uma-senha-bem-longa"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def server(committed_db, settings, redis_client):
+    from app import create_app
+
+    runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
+    set_runtime(runtime)
+    app = create_app({"RUNTIME": runtime})
+    with committed_db.session() as session:
+        create_user(session, email="dona@loja.example", role="admin", password=PASSWORD, name="Dona da Loja")
+        session.commit()
+    try:
+        with LiveServer(app) as live:
+            live.db = committed_db
+            yield live
+    finally:
+        set_runtime(None)
+        delete_prefixed(redis_client, settings.redis_key_prefix)
+
+
+@pytest.fixture
+def page(browser, server, request):
+    context = browser.new_context(base_url=server.url, locale="pt-BR", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    # A 400 page for a refused value is expected; script errors and CSP violations are not.
+    tab.on("console", lambda msg: problems.append(f"console: {msg.text}")
+           if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    yield tab
+    failed = getattr(request.node, "report_call", None) is not None and request.node.report_call.failed
+    if failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / screenshot_name(request.node.nodeid)), full_page=True)
+    context.close()
+    assert not problems, problems  # no JavaScript error and no CSP violation on any page visited
+
+
+def log_in(page, email="dona@loja.example"):
+    page.goto("/entrar")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Senha").fill(PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+
+
+def test_log_in_change_the_delay_and_see_a_refused_value(page, server):
+    from playwright.sync_api import expect
+
+    log_in(page)
+    expect(page).to_have_url(f"{server.url}/console/")
+    page.get_by_role("link", name="Recuperação").click()
+    expect(page.get_by_text("A verificação roda a cada 5 minutos")).to_be_visible()
+
+    page.locator("#delay_minutes").fill("3")
+    page.get_by_role("button", name="Salvar").click()
+    expect(page.locator("#delay_minutes-error")).to_have_text("deve estar entre 5 e 60")
+    expect(page.locator("#delay_minutes")).to_have_attribute("aria-invalid", "true")
+    with server.db.session() as session:
+        assert load_settings(session).delay_minutes == 10  # nothing saved
+
+    page.locator("#delay_minutes").fill("25")
+    page.get_by_role("button", name="Salvar").click()
+    expect(page.get_by_role("status")).to_contain_text("Configurações da recuperação salvas")
+    expect(page.locator("#delay_minutes")).to_have_value("25")
+    with server.db.session() as session:
+        assert session.get(RecoverySettings, 1).delay_minutes == 25
+
+
+def test_edit_the_template_with_chips_and_see_the_live_preview(page, server):
+    from playwright.sync_api import expect
+
+    log_in(page)
+    page.goto("/console/recuperacao/mensagem")
+    editor = page.locator("#template")
+    editor.fill("Oi {{ nome }}! Seu cupom: ")
+    editor.press("End")
+    page.locator("[data-chips-for=template] [data-variable=cupom]").click()
+    expect(editor).to_have_value("Oi {{ nome }}! Seu cupom: {{ cupom }}")
+    expect(page.locator("#template-preview")).to_have_text("Oi Ana! Seu cupom: VOLTA-7K2M9QX4")
+
+    editor.fill("Oi {{ nome ")
+    expect(page.locator("#template-preview-error")).not_to_be_empty()
+    expect(page.locator("#template-preview")).to_have_text("")
+
+    editor.fill("Oi {{ nome }}, volte para a {{ loja }}: {{ link_checkout }}")
+    expect(page.locator("#template-preview")).to_contain_text("Oi Ana, volte para a Loja Demo")
+    page.get_by_role("button", name="Salvar mensagem").click()
+    expect(page.get_by_role("status").first).to_contain_text("Mensagem salva")
+    with server.db.session() as session:
+        assert load_settings(session).template == "Oi {{ nome }}, volte para a {{ loja }}: {{ link_checkout }}"
+
+
+def _recovered_sales(db) -> None:
+    """Two recovery messages sent yesterday, one bought (R$ 250,00), one skipped for frequency."""
+    now = utcnow()
+    with db.session() as session:
+        rule = CouponRule(name="Volta 10", kind=CouponKind.PERCENT, value=Decimal("10"))
+        session.add(rule)
+        session.flush()
+        update_settings(session, {"enabled": True, "coupon_rule_id": rule.id})
+        buyers = [Customer(phone=f"+55119999900{i:02d}", name=f"Cliente {i}", tags=[]) for i in range(3)]
+        session.add_all(buyers)
+        session.flush()
+        order = Order(external_id="o-1", customer_id=buyers[0].id, status=OrderStatus.PAID, total=Decimal("250.00"),
+                      placed_at=now - timedelta(hours=20))
+        session.add(order)
+        session.flush()
+        for i, buyer in enumerate(buyers[:2]):
+            sent_at = now - timedelta(days=1)
+            message = Message(customer_id=buyer.id, direction=Direction.OUTBOUND, kind="recovery", body="Volte!",
+                              status=MessageStatus.READ, created_at=sent_at)
+            session.add(message)
+            session.flush()
+            session.add(RecoveryAttempt(customer_id=buyer.id, interaction_at=sent_at - timedelta(minutes=10),
+                                        due_at=sent_at, status=AttemptStatus.SENT, variant="A", message_id=message.id,
+                                        created_at=sent_at, sent_at=sent_at,
+                                        recovered_order_id=order.id if i == 0 else None))
+        session.add(RecoveryAttempt(customer_id=buyers[2].id, interaction_at=now - timedelta(days=1, minutes=10),
+                                    due_at=now - timedelta(days=1), status=AttemptStatus.SKIPPED,
+                                    skip_reason="frequency_limit", created_at=now - timedelta(days=1)))
+        session.commit()
+
+
+def test_dashboard_with_data_shows_revenue_and_charts(page, server):
+    from playwright.sync_api import expect
+
+    _recovered_sales(server.db)
+    log_in(page)
+    expect(page.get_by_role("heading", name="Painel da recuperação de vendas")).to_be_visible()
+    expect(page.locator("[data-figure=revenue]")).to_have_text("R$\xa0250,00")
+    for name in ("Funil da recuperação", "Receita recuperada por dia", "Conversão por variante",
+                 "Não enviadas, por motivo"):
+        chart = page.get_by_role("img", name=name)
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box["width"] > 200 and box["height"] > 80, (name, box)
+    expect(page.get_by_role("cell", name="Limite de frequência")).to_be_visible()
+    # On a phone the charts shrink to the screen instead of overflowing it.
+    page.set_viewport_size({"width": 390, "height": 844})
+    chart = page.get_by_role("img", name="Receita recuperada por dia").bounding_box()
+    assert chart["width"] <= 390
+
+
+def test_seller_sees_the_queue_on_a_phone(browser, server, request):
+    from playwright.sync_api import expect
+
+    with server.db.session() as session:
+        create_user(session, email="ana@loja.example", role="seller", password=PASSWORD, name="Ana Vendedora")
+        session.commit()
+    context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    tab = context.new_page()
+    try:
+        log_in(tab, "ana@loja.example")
+        expect(tab).to_have_url(f"{server.url}/vendedor/")
+        expect(tab.get_by_role("link", name="Carteira", exact=True)).to_be_visible()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        tab.goto("/console/")
+        expect(tab.get_by_text("Acesso negado")).to_be_visible()
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / screenshot_name(request.node.nodeid)), full_page=True)
+        raise
+    finally:
+        context.close()

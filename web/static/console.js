@@ -1,0 +1,55 @@
+// Console editors: variable chips insert "{{ name }}" at the cursor; textareas with data-preview-url get a live
+// preview rendered by the server (the same sandboxed renderer the sender uses). Our own code, no libraries.
+(function () {
+  "use strict";
+
+  function insertAtCursor(textarea, text) {
+    var start = textarea.selectionStart || 0;
+    var end = textarea.selectionEnd || 0;
+    textarea.value = textarea.value.slice(0, start) + text + textarea.value.slice(end);
+    textarea.selectionStart = textarea.selectionEnd = start + text.length;
+    textarea.focus();
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  document.querySelectorAll("[data-chips-for]").forEach(function (box) {
+    var textarea = document.getElementById(box.getAttribute("data-chips-for"));
+    box.addEventListener("click", function (event) {
+      var chip = event.target.closest("[data-variable]");
+      if (chip && textarea) {
+        insertAtCursor(textarea, "{{ " + chip.getAttribute("data-variable") + " }}");
+      }
+    });
+  });
+
+  var csrf = document.querySelector("input[name=csrf_token]");
+
+  document.querySelectorAll("textarea[data-preview-url]").forEach(function (textarea) {
+    var output = document.getElementById(textarea.id + "-preview");
+    var problem = document.getElementById(textarea.id + "-preview-error");
+    var timer = null;
+    var sequence = 0;
+
+    function refresh() {
+      var mine = ++sequence;
+      var body = new FormData();
+      body.append(textarea.getAttribute("data-preview-field") || textarea.name, textarea.value);
+      if (csrf) { body.append("csrf_token", csrf.value); }
+      if (textarea.hasAttribute("data-optional")) { body.append("optional", "1"); }
+      fetch(textarea.getAttribute("data-preview-url"), { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (result) {
+          if (mine !== sequence) { return; }  // an older answer arriving late
+          output.textContent = result.ok ? result.preview : "";
+          problem.textContent = result.ok ? "" : result.error;
+          textarea.setAttribute("aria-invalid", result.ok ? "false" : "true");
+        })
+        .catch(function () { problem.textContent = "Não foi possível atualizar a prévia agora."; });
+    }
+
+    textarea.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 250);
+    });
+  });
+})();
