@@ -7,7 +7,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from core.runtime import Runtime, set_runtime
 from crm.users import create_user

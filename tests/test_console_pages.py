@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -14,8 +13,8 @@ from sqlalchemy import func, select
 from bot import texts
 from crm.users import create_user
 from models import (
-    AttemptStatus, BotText, CouponKind, CouponRule, Customer, Direction, FaqEntry, Message, MessageStatus, Product,
-    RecoveryAttempt, RecoverySettings, utcnow,
+    BotText, CouponKind, CouponRule, Customer, Direction, FaqEntry, Message, MessageStatus, Product,
+    RecoverySettings, utcnow,
 )
 from recovery.config import load_settings
 from tests.crm_helpers import make_store

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select
 from bot import faq, texts
 from bot.catalog_import import CatalogImportError, import_catalog
 from core.templating import TemplateRenderError
-from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Role, utcnow
+from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Role
 from recovery import coupons
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.messages import VARIABLES, render_message, sample_variables
@@ -31,6 +31,7 @@ from recovery.stats import funnel, recovery_stats
 from web import charts, db_session, runtime
 from web.auth import roles_required
 from web.formatting import LABELS
+from web.seller import requested_days
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -67,22 +68,6 @@ def _console_flags():
     return {"may_configure": current_user.is_authenticated and _may_configure()}
 
 
-def _period(default_days: int = 30) -> tuple[date, date]:
-    """The ``de``/``ate`` of the query string in the store's calendar; by default the last ``default_days``."""
-    today = utcnow().astimezone(runtime().settings.store_timezone).date()
-    try:
-        last = date.fromisoformat(request.args.get("ate", ""))
-    except ValueError:
-        last = today
-    try:
-        first = date.fromisoformat(request.args.get("de", ""))
-    except ValueError:
-        first = last - timedelta(days=default_days - 1)
-    if first > last or (last - first).days > 366:
-        first, last = today - timedelta(days=default_days - 1), today
-    return first, last
-
-
 # --- dashboard ---------------------------------------------------------------------------------------------
 
 
@@ -91,7 +76,7 @@ def _period(default_days: int = 30) -> tuple[date, date]:
 def dashboard():
     session = db_session()
     tz = runtime().settings.store_timezone
-    first, last = _period()
+    first, last = requested_days(tz, default_days=30)
     stats = recovery_stats(session, start=first, end=last, tz=tz)
     steps = [(key, FUNNEL_LABELS[key], count) for key, count in funnel(session, stats, start=first, end=last, tz=tz)]
     totals = stats["totals"]
@@ -139,15 +124,18 @@ def _form_changes(names: tuple[str, ...]) -> dict:
 
 
 def _save_settings(names: tuple[str, ...]) -> tuple[dict, dict[str, str]]:
+    """Save the posted fields, all or none. Returns the posted values as the form shows them again, and the
+    errors by field."""
     session = db_session()
     changes = _form_changes(names)
+    posted = {k: changes[k] if FIELDS[k].kind == "bool" else request.form.get(k, "") for k in names}
     try:
         update_settings(session, changes)
     except SettingsInvalid as exc:
         session.rollback()
-        return changes, exc.errors
+        return posted, exc.errors
     session.commit()
-    return changes, {}
+    return posted, {}
 
 
 @bp.route("/recuperacao", methods=["GET", "POST"])
@@ -157,11 +145,11 @@ def recovery_settings():
     session = db_session()
     errors, values = {}, as_dict(load_settings(session))
     if request.method == "POST":
-        changes, errors = _save_settings(SETTINGS_FORM)
+        posted, errors = _save_settings(SETTINGS_FORM)
         if not errors:
             flash("Configurações da recuperação salvas.", "info")
             return redirect(url_for(".recovery_settings")), 303
-        values.update({k: request.form.get(k, "") if FIELDS[k].kind != "bool" else v for k, v in changes.items()})
+        values.update(posted)
     tick_minutes = max(1, runtime().settings.recovery_tick_seconds // 60)
     return render_template("pages/console/recovery.html", values=values, errors=errors, rules=_rules(session),
                            units=list(FrequencyUnit), tick_minutes=tick_minutes), 400 if errors else 200
@@ -174,11 +162,11 @@ def recovery_message():
     session = db_session()
     errors, values = {}, as_dict(load_settings(session))
     if request.method == "POST":
-        _, errors = _save_settings(TEMPLATE_FORM)
+        posted, errors = _save_settings(TEMPLATE_FORM)
         if not errors:
             flash("Mensagem salva.", "info")
             return redirect(url_for(".recovery_message")), 303
-        values.update({k: request.form.get(k, "") for k in TEMPLATE_FORM})
+        values.update(posted)
     previews = {}
     for name in TEMPLATE_FORM:
         previews[name] = _preview_recovery(values.get(name) or "") if values.get(name) else ("", None)

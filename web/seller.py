@@ -3,7 +3,7 @@ A seller sees only their own opportunities and customers."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -121,19 +121,27 @@ def start_contact(customer_id: int):
     return redirect(url_for(".opportunity", opportunity_id=item.id)), 303
 
 
-def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
-    """The ``de``/``ate`` dates of the query string (store's calendar), by default this month so far."""
+def requested_days(tz, default_days: int | None = None) -> tuple[date, date]:
+    """The ``de``/``ate`` dates of the query string in the store's calendar. By default (or when they make no
+    sense) this month so far, or the last ``default_days`` days."""
     today = utcnow().astimezone(tz).date()
+    default_first = today - timedelta(days=default_days - 1) if default_days else today.replace(day=1)
     try:
         first = datetime.strptime(request.args.get("de", ""), "%Y-%m-%d").date()
     except ValueError:
-        first = today.replace(day=1)
+        first = default_first
     try:
         last = datetime.strptime(request.args.get("ate", ""), "%Y-%m-%d").date()
     except ValueError:
         last = today
     if last < first or (last - first).days > 366:
-        first, last = today.replace(day=1), today
+        first, last = default_first, today
+    return first, last
+
+
+def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
+    """``requested_days`` as UTC instants [start, end) plus the dates for the form."""
+    first, last = requested_days(tz)
     start = datetime.combine(first, time.min, tzinfo=tz).astimezone(timezone.utc)
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
     return start, end, first.isoformat(), last.isoformat()
