@@ -39,11 +39,18 @@ def main(argv: list[str] | None = None) -> int:
         run_scheduler(runtime)
         return 0
 
-    from rq import Worker
+    # Jobs run in the worker process itself. RQ's default Worker forks a work-horse per job, and each one paid for
+    # imports, ORM configuration, a new database and Twilio connection: 6 sends/s with two workers against 70/s
+    # for SimpleWorker (bench/sends.py, py-spy). Our jobs are short, idempotent and time-limited by RQ's signal
+    # death penalty; a worker that dies loses its current job to RQ's abandoned-job retry, as a horse would.
+    from rq import SimpleWorker
 
-    # RQ's default maintenance pass runs every 10 minutes; it is also when a worker takes over the scheduled-job
-    # lock of a worker that died. Every minute keeps a dead worker's retries from waiting that long.
-    worker = Worker(queues_for(runtime), connection=runtime.redis, name=None, maintenance_interval=MAINTENANCE_SECONDS)
+    # The maintenance pass is also when a worker takes over the scheduled-job lock of a worker that died (it
+    # expires 61 s after the death); until then nobody enqueues the dead worker's retries. RQ runs it every
+    # 10 minutes, and an idle worker only between blocking waits of worker_ttl - 15 s (405 s by default).
+    # Both at one minute bound that delay to about two minutes.
+    worker = SimpleWorker(queues_for(runtime), connection=runtime.redis, name=None,
+                          maintenance_interval=MAINTENANCE_SECONDS, worker_ttl=MAINTENANCE_SECONDS + 15)
     logging.getLogger(__name__).info("worker listening on %s", ", ".join(q.name for q in worker.queues))
     worker.work(burst=args.burst, with_scheduler=True)
     return 0
