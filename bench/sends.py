@@ -1,0 +1,170 @@
+"""End-to-end send throughput: messages stored and queued by the project's own sender, delivered by two RQ worker
+processes (`python worker.py --burst`) to a local fake Twilio over real HTTP (`TWILIO_API_URL`).
+
+Scenarios, each on a fresh database and Redis key prefix:
+* `sender`: N chat replies through `bot.sender.queue_message` (the one outbound path), delivered by
+  `bot.jobs.deliver`; once with SEND_RATE_PER_SECOND high (10 000) and once at 80, to show both the
+  throughput and that the shared per-sender limit holds (the busiest one-second window is reported);
+* `recovery`: N due shoppers through a scheduled tick (`run_tick` + `recovery.jobs.send_attempts`), which adds
+  the send-time eligibility checks, attempt rows and templating to the same delivery path; limit high.
+
+`sends_per_s` is the rate the provider saw (first to last accepted message); `wall_per_s` also counts the
+workers' start-up, from their launch to the last message.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import redis as redis_lib
+from rq import Queue
+from sqlalchemy import func, insert, select
+
+from bench.common import bench_env, bench_redis, delete_prefixed, emit, fresh_database, log, make_runtime, \
+    new_prefix, workspace
+from bench.fake_provider import FakeProvider
+from core.settings import PROJECT_ROOT
+from models import Customer, Direction, Message
+
+WORKERS = 2
+HIGH_RATE = 10_000  # the largest SEND_RATE_PER_SECOND the settings accept
+LIMITED_RATE = 80
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most arrivals in any one-second window (sliding), to compare with the configured limit."""
+    best, start = 0, 0
+    for end in range(len(times)):
+        while times[end] - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _seed_customers(database, count: int, now: datetime) -> None:
+    # They wrote to us 20 minutes ago: inside the 24-hour window, so free-form messages may go out.
+    with database.engine.begin() as conn:
+        conn.execute(insert(Customer), [{"phone": f"+551198{i:07d}", "name": f"Cliente {i}", "tags": [],
+                                         "last_inbound_at": now - timedelta(minutes=20)} for i in range(count)])
+
+
+def _queue_replies(database, runtime, now: datetime) -> None:
+    """One chat reply per customer through the sender; the delivery jobs are enqueued when the session commits."""
+    from bot.sender import queue_message
+
+    with database.session() as session:
+        for customer in session.scalars(select(Customer).order_by(Customer.id)):
+            queue_message(session, runtime, customer, kind="bot", body=f"Olá {customer.name}, seu pedido saiu!",
+                          automated=False, now=now, idempotency_key=f"bench-{customer.id}")
+        session.commit()
+
+
+def _tick_due_shoppers(database, runtime, client, now: datetime, count: int) -> None:
+    """Every customer due for a recovery message, claimed by one tick and handed to `send_attempts` jobs."""
+    from recovery.config import update_settings
+    from recovery.tick import run_tick
+    from recovery.tracker import Tracker
+
+    with database.session() as session:
+        # Quiet hours off, so the run does not depend on the time of day.
+        update_settings(session, {"enabled": True, "delay_minutes": 10, "quiet_start": "00:00",
+                                  "quiet_end": "00:00"})
+        session.commit()
+        tracker = Tracker(runtime)
+        for customer_id in session.scalars(select(Customer.id)):
+            tracker.note(customer_id, now - timedelta(minutes=15), now - timedelta(minutes=5))
+        queue = Queue(runtime.keys.queue("default"), connection=client)
+        summary = run_tick(session, runtime, now, dispatch=lambda ids: queue.enqueue(
+            "recovery.jobs.send_attempts", ids, job_timeout=600))
+    if summary.claimed != count:
+        raise RuntimeError(f"the tick claimed {summary.claimed} of {count}")
+
+
+def _start_workers(env: dict) -> list[subprocess.Popen]:
+    # Own process group each, so a leftover worker (and anything it started) can be stopped as a whole.
+    return [subprocess.Popen([sys.executable, "worker.py", "--burst"], cwd=PROJECT_ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(WORKERS)]
+
+
+def _stop_workers(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
+    with workspace(pg) as (folder, database_url), bench_redis() as redis_url, FakeProvider() as provider:
+        prefix = new_prefix()
+        env = bench_env(folder, database_url, redis_url, prefix, TWILIO_API_URL=provider.url,
+                        SEND_RATE_PER_SECOND=str(rate))
+        client = redis_lib.Redis.from_url(redis_url)
+        database = fresh_database(database_url)
+        runtime = make_runtime(env, database, client)
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        processes: list[subprocess.Popen] = []
+        try:
+            _seed_customers(database, count, now)
+            started = time.perf_counter()
+            if path == "sender":
+                _queue_replies(database, runtime, now)
+            else:
+                _tick_due_shoppers(database, runtime, client, now, count)
+            queue_s = time.perf_counter() - started
+
+            launched = time.monotonic()
+            processes = _start_workers(env)
+            # Burst workers leave when the queues are empty; the deadline only guards against a stuck run.
+            deadline = launched + max(120.0, 3.0 * count / rate)
+            while provider.accepted < count and time.monotonic() < deadline:
+                if all(process.poll() is not None for process in processes):
+                    break
+                time.sleep(0.05)
+            times = sorted(provider.arrivals)
+            # The last message's status is committed just after the provider answered: let the burst workers
+            # finish before reading the statuses.
+            for process in processes:
+                try:
+                    process.wait(max(1.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    break
+            with database.session() as session:
+                statuses = dict(session.execute(select(Message.status, func.count()).where(
+                    Message.direction == Direction.OUTBOUND).group_by(Message.status)).all())
+        finally:
+            _stop_workers(processes)
+            delete_prefixed(client, prefix)
+            database.engine.dispose()
+    sent = len(times)
+    if sent < 2:
+        raise RuntimeError(f"{path} at {rate}/s: only {sent} of {count} messages reached the fake provider "
+                           f"(message statuses: {statuses})")
+    per_second = (sent - 1) / (times[-1] - times[0])
+    result = {"path": path, "limit_per_s": rate, "messages": count, "delivered": sent,
+              "queue_s": round(queue_s, 2), "sends_per_s": round(per_second, 1),
+              "wall_per_s": round(sent / (times[-1] - launched), 1), "busiest_second": busiest_second(times),
+              "first_send_after_s": round(times[0] - launched, 2),
+              "max_per_shopper": max(provider.recipients.values()),
+              "statuses": {getattr(k, "value", str(k)): v for k, v in sorted(statuses.items(), key=str)}}
+    log(f"sends: {path}, limit {rate}/s: {sent}/{count} in {times[-1] - times[0]:.1f} s = {per_second:.0f}/s "
+        f"(busiest second {result['busiest_second']}, first after {result['first_send_after_s']} s)")
+    return result
+
+
+def run(quick: bool = False, pg: bool = False) -> dict:
+    count = 400 if quick else 2000
+    runs = [one_run("sender", count, HIGH_RATE, pg),
+            one_run("sender", count, LIMITED_RATE, pg),
+            one_run("recovery", count, HIGH_RATE, pg)]
+    return emit("sends", {"database": "postgresql" if pg else "sqlite", "workers": WORKERS, "runs": runs})
