@@ -30,7 +30,7 @@ def _render(chart, label: str) -> Markup:
 
 
 def _config(**extra):
-    base = dict(style=STYLE, js=[], disable_xml_declaration=True, explicit_size=False, width=720, height=320,
+    base = dict(style=STYLE, js=[], disable_xml_declaration=True, explicit_size=False, width=520, height=320,
                 legend_at_bottom=True, print_values=False, show_y_guides=True, margin=12)
     return {**base, **extra}
 
