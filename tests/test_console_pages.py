@@ -68,6 +68,114 @@ def test_every_console_page_declares_its_roles_and_sends_strangers_to_login(app,
         assert response.status_code == 302 and "/entrar" in response.location, rule.rule
 
 
+# Routes that are not pages for a signed-in person: they authenticate otherwise (bearer tokens, signatures),
+# are public by design (login, probes, static files) or exist only in development (simulator, 404 in production).
+NOT_SESSION_PAGES = {"api", "crm_api", "webhooks", "store_webhooks", "health", "openapi", "simulator"}
+PUBLIC_ENDPOINTS = {"static", "index", "auth.login", "auth.logout"}
+
+
+def test_every_route_of_the_app_is_a_role_checked_page_or_knowingly_public(app):
+    unchecked = [rule.rule for rule in app.url_map.iter_rules()
+                 if rule.endpoint not in PUBLIC_ENDPOINTS and rule.endpoint.split(".")[0] not in NOT_SESSION_PAGES
+                 and not getattr(app.view_functions[rule.endpoint], "required_roles", None)]
+    assert unchecked == []
+
+
+def _strict_client(runtime, who="dona"):
+    """A client of an app with CSRF on (as in production), signed in with the login form's own token."""
+    from app import create_app
+
+    client = create_app({"RUNTIME": runtime, "TESTING": True}).test_client()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', text(client.get("/entrar"))).group(1)
+    assert client.post("/entrar", data={"email": f"{who}@loja.example", "password": PASSWORD,
+                                        "csrf_token": token}).status_code == 302
+    return client
+
+
+def test_every_console_form_carries_a_csrf_token_and_every_post_needs_one(runtime, session, people):
+    rule = CouponRule(name="Volta 10", kind=CouponKind.PERCENT, value=Decimal("10"))
+    entry = FaqEntry(topic="frete", title="Frete", keywords=["frete"], answer="Grátis.", position=0, active=True)
+    session.add_all([rule, entry])
+    session.commit()
+    client = _strict_client(runtime)
+    forms = 0
+    for url in CONFIG_PAGES + READ_PAGES + [f"/console/cupons/{rule.id}", f"/console/robo/duvidas/{entry.id}"]:
+        page = text(client.get(url))
+        for form in re.findall(r'<form method="post".*?</form>', page, re.S):
+            forms += 1
+            assert re.search(r'name="csrf_token" value="[^"]{20,}"', form), (url, form[:200])
+    assert forms >= 12
+    app = client.application
+    posts = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("console.") and "POST" in r.methods]
+    assert len(posts) >= 12
+    for post in posts:
+        url = re.sub(r"<id:\w+>", str(rule.id), post.rule).replace("<key>", "greeting")
+        response = client.post(url, data={"delay_minutes": "30", "active": "0", "template": "oi", "body": "oi"})
+        assert response.status_code == 400 and "A página expirou" in text(response), post.rule
+    session.expire_all()
+    assert load_settings(session).delay_minutes != 30 and session.get(CouponRule, rule.id).active
+
+
+def test_session_cookie_is_http_only_same_site_and_secure_outside_local_development(runtime, people):
+    from dataclasses import replace
+
+    from app import create_app
+    from core.runtime import Runtime
+
+    def session_cookie(settings):
+        rt = Runtime(settings, database=runtime.db, redis_client=runtime.redis)
+        client = create_app({"RUNTIME": rt, "TESTING": True, "WTF_CSRF_ENABLED": False}).test_client()
+        response = client.post("/entrar", data={"email": "dona@loja.example", "password": PASSWORD})
+        assert response.status_code == 302
+        [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+        return cookie
+
+    local = session_cookie(runtime.settings)  # development on http://127.0.0.1: a Secure cookie would be dropped
+    assert "HttpOnly" in local and "SameSite=Lax" in local and "Secure" not in local
+    https = session_cookie(replace(runtime.settings, public_base_url="https://painel.loja.example"))
+    assert "HttpOnly" in https and "SameSite=Lax" in https and "Secure" in https
+    production = session_cookie(replace(runtime.settings, app_env="production"))  # even with an http:// URL
+    assert "Secure" in production and "HttpOnly" in production
+
+
+def test_error_pages_a_merchant_meets_are_in_portuguese(client, people):
+    login(client, "dona")
+    missing = client.get("/console/cupons/999999")
+    assert missing.status_code == 404 and "Página não encontrada" in text(missing)
+    assert "Not Found" not in text(missing)
+    wrong_method = client.get("/console/cupons/1/status")
+    assert wrong_method.status_code == 405 and "Ação não permitida" in text(wrong_method)
+    assert client.get("/console").status_code == 308  # redirects are left alone
+
+
+def test_pages_load_nothing_from_elsewhere_and_static_files_are_our_own():
+    from core.settings import PROJECT_ROOT
+
+    external = re.compile(r'<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)="(?:https?:)?//', re.I)
+    templates = list((PROJECT_ROOT / "templates" / "pages").rglob("*.html"))
+    assert len(templates) >= 20
+    for path in templates:
+        source = path.read_text()
+        assert not external.search(source) and "cdn" not in source.lower(), path
+    for path in (PROJECT_ROOT / "web" / "static").iterdir():
+        source = path.read_text()
+        assert path.suffix in (".css", ".js"), path  # no vendored bundles, fonts or minified libraries
+        assert "@import" not in source and "url(http" not in source and "cdn" not in source.lower(), path
+        assert "@license" not in source and "copyright" not in source.lower(), path  # nothing copied in
+        assert max(len(line) for line in source.splitlines()) < 300, path  # readable, not minified
+
+
+def test_counts_and_dates_are_formatted_for_brazil(app):
+    from datetime import date
+
+    filters = app.jinja_env.filters
+    assert filters["numero"](1234567) == "1.234.567"
+    assert filters["numero"](Decimal("1234.5")) == "1.234,5"
+    assert filters["data"](date(2026, 11, 5)) == "05/11/2026"
+    assert filters["reais"](Decimal("1234.5")) == "R$\xa01.234,50"
+    assert filters["percentual"](0.125) == "12,5%"
+
+
 @pytest.mark.parametrize("who,allowed,forbidden", [
     ("dona", CONFIG_PAGES + READ_PAGES, []),
     ("marca", CONFIG_PAGES + READ_PAGES, []),
@@ -183,6 +291,35 @@ def test_message_editor_shows_chips_and_a_preview_rendered_like_the_sender(clien
     assert client.post("/console/recuperacao/previa", data={"template": "", "optional": "1"}).get_json()["ok"]
 
 
+def test_the_preview_refuses_what_saving_refuses(client, session, people):
+    """Saving also renders the text for a shopper without a coupon; the preview shows that error first."""
+    login(client, "dona")
+    source = "Oi {{ nome }}, use {{ cupom[0] }}"
+    preview = client.post("/console/recuperacao/previa", data={"template": source}).get_json()
+    assert preview["ok"] is False and preview["error"].startswith("sem cupom:")
+    saved = client.post("/console/recuperacao/mensagem", data={"template": source, "variant_b_template": ""})
+    assert saved.status_code == 400 and 'id="template-error"' in text(saved)
+    fine = "Oi {{ nome }}{% if cupom %}, use {{ cupom[0] }}{% endif %}"
+    assert client.post("/console/recuperacao/previa", data={"template": fine}).get_json() == \
+        {"ok": True, "preview": "Oi Ana, use V", "error": None}
+
+
+def test_the_check_interval_is_said_plainly_for_any_tick(runtime, session, people):
+    from dataclasses import replace
+
+    from app import create_app
+    from core.runtime import Runtime
+
+    for seconds, said in ((60, "a cada 1 minuto: a mensagem sai até 1 minuto depois"),
+                          (90, "a cada 90 segundos: a mensagem sai até 90 segundos depois"),
+                          (600, "a cada 10 minutos: a mensagem sai até 10 minutos depois")):
+        rt = Runtime(replace(runtime.settings, recovery_tick_seconds=seconds), database=runtime.db,
+                     redis_client=runtime.redis)
+        client = create_app({"RUNTIME": rt, "TESTING": True, "WTF_CSRF_ENABLED": False}).test_client()
+        login(client, "dona")
+        assert said in text(client.get("/console/recuperacao"))
+
+
 def test_message_is_saved_only_when_it_renders(client, session, people):
     login(client, "dona")
     before = load_settings(session).template
@@ -294,6 +431,19 @@ def test_faq_entries_are_created_edited_and_refused_when_incomplete(client, sess
                                                                    "keywords": "frete"}).status_code == 303
     session.expire_all()
     assert (session.get(FaqEntry, entry.id).answer, session.get(FaqEntry, entry.id).active) == ("Sempre grátis.", False)
+
+
+def test_faq_answer_preview_endpoint(client, session, people):
+    login(client, "dona")
+    answer = client.post("/console/robo/duvidas/previa", data={"title": "Trocas", "answer": "Em até 30 dias."})
+    assert answer.get_json() == {"ok": True, "preview": "*Trocas*\nEm até 30 dias.", "error": None}
+    empty = client.post("/console/robo/duvidas/previa", data={"title": "Trocas", "answer": " "}).get_json()
+    assert empty == {"ok": False, "preview": "", "error": "informe a resposta"}
+    long = client.post("/console/robo/duvidas/previa", data={"title": "T", "answer": "x" * 1201}).get_json()
+    assert long["ok"] is False and "1200" in long["error"]
+    page = text(client.get("/console/robo/duvidas/nova"))
+    assert 'id="answer-preview"' in page and 'data-preview-with="title"' in page
+    assert session.scalar(select(func.count()).select_from(FaqEntry)) == 0  # previews store nothing
 
 
 # --- catalog ----------------------------------------------------------------------------------------------

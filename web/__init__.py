@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -29,6 +30,14 @@ def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+# Error pages a person may meet, in the console's language (Werkzeug's own pages are in English).
+PAGE_ERRORS = {
+    400: ("Pedido inválido", "Não foi possível entender o que foi enviado. Volte e tente de novo."),
+    404: ("Página não encontrada", "O endereço não existe ou o item foi removido."),
+    405: ("Ação não permitida", "Esta página não aceita essa ação. Volte e use os botões da página."),
+}
 
 
 def _wants_json() -> bool:
@@ -57,7 +66,15 @@ def init_app(app: Flask) -> None:
             limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
             return render_template("pages/error.html", title="Arquivo grande demais",
                                    message=f"Envie arquivos de até {limit} MB. Divida a planilha em partes, se preciso."), 413
-        return exc
+        if isinstance(exc, CSRFError):
+            # The form's token is missing or older than WTF_CSRF_TIME_LIMIT (a page left open overnight).
+            return render_template("pages/error.html", title="A página expirou",
+                                   message="Por segurança, cada formulário vale por algumas horas. Recarregue a "
+                                           "página e envie de novo."), 400
+        if exc.code in PAGE_ERRORS:
+            title, message = PAGE_ERRORS[exc.code]
+            return render_template("pages/error.html", title=title, message=message), exc.code
+        return exc  # redirects (e.g. /console -> /console/) and the rest keep Werkzeug's response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

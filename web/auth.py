@@ -43,6 +43,10 @@ def _load_user(user_id: str) -> User | None:
 
 
 def init_auth(app: Flask, exempt_blueprints: list[Blueprint]) -> None:
+    if app.extensions["runtime"].settings.is_production:
+        # In production the session cookie is always Secure, even if PUBLIC_BASE_URL was left on http://.
+        # Elsewhere it follows PUBLIC_BASE_URL (app.py), so a development login on http://127.0.0.1 works.
+        app.config["SESSION_COOKIE_SECURE"] = True
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE", False))

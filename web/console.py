@@ -43,6 +43,9 @@ SETTINGS_FORM = ("enabled", "delay_minutes", "coupon_rule_id", "coupon_validity_
                  "frequency_unit", "coupon_use_pause_days", "quiet_start", "quiet_end", "variant_b_percent",
                  "variant_b_coupon_rule_id", "attribution_days", "max_age_hours", "coupon_url_pattern")
 TEMPLATE_FORM = ("template", "variant_b_template")
+MAX_FAQ_ANSWER = 1200  # bot.faq.save_entry refuses longer answers
+# A shopper whose message carries no coupon (no rule set, or codes exhausted): what validate_template also checks.
+NO_COUPON = {"cupom": "", "link_cupom": "", "validade_cupom": "", "desconto": ""}
 FUNNEL_LABELS = {"tracked": "Acompanhados", "due": "Prazo vencido", "sent": "Enviadas", "delivered": "Entregues",
                  "read": "Lidas", "recovered": "Recuperados"}
 
@@ -150,9 +153,17 @@ def recovery_settings():
             flash("Configurações da recuperação salvas.", "info")
             return redirect(url_for(".recovery_settings")), 303
         values.update(posted)
-    tick_minutes = max(1, runtime().settings.recovery_tick_seconds // 60)
     return render_template("pages/console/recovery.html", values=values, errors=errors, rules=_rules(session),
-                           units=list(FrequencyUnit), tick_minutes=tick_minutes), 400 if errors else 200
+                           units=list(FrequencyUnit), tick_every=_duration(runtime().settings.recovery_tick_seconds)
+                           ), 400 if errors else 200
+
+
+def _duration(seconds: int) -> str:
+    """How often the recovery check runs, as the merchant reads it: "5 minutos", "1 minuto", "90 segundos"."""
+    if seconds % 60:
+        return f"{seconds} segundos"
+    minutes = seconds // 60
+    return "1 minuto" if minutes == 1 else f"{minutes} minutos"
 
 
 @bp.route("/recuperacao/mensagem", methods=["GET", "POST"])
@@ -175,16 +186,23 @@ def recovery_message():
 
 
 def _preview_recovery(source: str) -> tuple[str, str | None]:
-    """(rendered text, error): the sender's own renderer with a sample shopper, cart and coupon."""
+    """(rendered text, error): the sender's own renderer with a sample shopper, cart and coupon. Saving also
+    renders the text for a shopper without a coupon (recovery.messages.validate_template), so the preview
+    does too: a problem shows here before the merchant saves."""
     settings = runtime().settings
     try:
         if not source.strip():
             raise TemplateRenderError("a mensagem não pode ficar vazia")
         if len(source) > 2000:
             raise TemplateRenderError("no máximo 2000 caracteres")
-        text = render_message(source, sample_variables(settings.store_timezone, settings.store_name))
+        sample = sample_variables(settings.store_timezone, settings.store_name)
+        text = render_message(source, sample)
         if not text.strip():
             raise TemplateRenderError("a mensagem ficou vazia")
+        try:
+            render_message(source, {**sample, **NO_COUPON})
+        except TemplateRenderError as exc:
+            raise TemplateRenderError(f"sem cupom: {exc.message}") from None
         return text, None
     except TemplateRenderError as exc:
         return "", exc.message
@@ -385,6 +403,22 @@ def _faq_preview(title: str, answer: str) -> str:
     session = db_session()
     return texts.render(session, "faq_answer", store_name=runtime().settings.store_name, titulo=title,
                         resposta=answer)
+
+
+@bp.post("/robo/duvidas/previa")
+@roles_required(*CONFIGURE)
+@brand_wide
+def faq_preview():
+    """Live preview of an answer as the bot sends it (through the store's faq_answer text)."""
+    title, answer = request.form.get("title", "").strip(), request.form.get("answer", "").strip()
+    if not answer:
+        return jsonify(ok=False, preview="", error="informe a resposta")
+    if len(answer) > MAX_FAQ_ANSWER:
+        return jsonify(ok=False, preview="", error=f"no máximo {MAX_FAQ_ANSWER} caracteres")
+    try:
+        return jsonify(ok=True, preview=_faq_preview(title[:120], answer), error=None)
+    except TemplateRenderError as exc:
+        return jsonify(ok=False, preview="", error=exc.message)
 
 
 # --- catalog -----------------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""pt-BR presentation for pages: money, dates in the store's time zone, and labels of CRM values."""
+"""pt-BR presentation for pages: money, counts, dates in the store's time zone, and labels of CRM values."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from babel.dates import format_datetime
-from babel.numbers import format_currency, format_percent
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
 from flask import Flask
 
 LABELS = {
@@ -55,6 +55,15 @@ def register(app: Flask, timezone) -> None:
     @app.template_filter("tique")
     def tique(status) -> tuple[str, str, str]:
         return TICKS.get(getattr(status, "value", status), ("", "", str(status)))
+
+    @app.template_filter("numero")
+    def numero(value: int | Decimal | None) -> str:
+        """1.234 (a count as a Brazilian reads it)."""
+        return format_decimal(value or 0, locale="pt_BR")
+
+    @app.template_filter("data")
+    def data(value: date | None) -> str:
+        return format_date(value, "dd/MM/yyyy", locale="pt_BR") if value else "—"
 
     @app.template_filter("percentual")
     def percentual(value: Decimal | float) -> str:

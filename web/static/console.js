@@ -29,11 +29,16 @@
     var problem = document.getElementById(textarea.id + "-preview-error");
     var timer = null;
     var sequence = 0;
+    // data-preview-with="id,id": other fields the preview depends on (a FAQ answer's title).
+    var others = (textarea.getAttribute("data-preview-with") || "").split(",").map(function (id) {
+      return document.getElementById(id.trim());
+    }).filter(Boolean);
 
     function refresh() {
       var mine = ++sequence;
       var body = new FormData();
       body.append(textarea.getAttribute("data-preview-field") || textarea.name, textarea.value);
+      others.forEach(function (field) { body.append(field.name, field.value); });
       if (csrf) { body.append("csrf_token", csrf.value); }
       if (textarea.hasAttribute("data-optional")) { body.append("optional", "1"); }
       fetch(textarea.getAttribute("data-preview-url"), { method: "POST", body: body, credentials: "same-origin" })
@@ -47,9 +52,12 @@
         .catch(function () { problem.textContent = "Não foi possível atualizar a prévia agora."; });
     }
 
-    textarea.addEventListener("input", function () {
+    function later() {
       clearTimeout(timer);
       timer = setTimeout(refresh, 250);
-    });
+    }
+
+    textarea.addEventListener("input", later);
+    others.forEach(function (field) { field.addEventListener("input", later); });
   });
 })();
