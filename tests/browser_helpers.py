@@ -47,15 +47,37 @@ class LiveServer:
         self._thread.join(10)
 
 
+def in_ci(environ=None) -> bool:
+    """CI_STRICT (set by .ci/run) or the CI variable most CI services set (CI=true)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("CI_STRICT")) or environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _missing(reason: str) -> None:
+    """Locally a missing browser skips the browser tests; in CI it fails them (conftest also fails any skip
+    under CI_STRICT, this covers a CI that only sets CI=true)."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI: the browser tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_chromium() -> str:
     path = chromium_path()
     if path is None:
-        pytest.skip("Chromium not found: install it with `sudo apt-get install chromium` "
-                    "(or set CHROMIUM_PATH); CI installs it and fails on this skip")
+        _missing("Chromium not found: install it with `sudo apt-get install chromium` (or set CHROMIUM_PATH "
+                 "to its executable); .ci/run installs it")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("Playwright for Python is missing: run `make install`")
+        _missing("Playwright for Python is missing: run `make install`")
+    return path
+
+
+def save_screenshot(tab, nodeid: str) -> Path:
+    """The whole page as the failing test left it, under test-artifacts/ (kept by CI as an artifact)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / screenshot_name(nodeid)
+    tab.screenshot(path=str(path), full_page=True)
     return path
 
 

@@ -15,7 +15,8 @@ from models import (
     RecoveryAttempt, RecoverySettings, utcnow,
 )
 from recovery.config import load_settings, update_settings
-from tests.browser_helpers import ARTIFACTS, CHROMIUM_ARGS, LiveServer, require_chromium, screenshot_name
+from tests import browser_helpers
+from tests.browser_helpers import ARTIFACTS, CHROMIUM_ARGS, LiveServer, require_chromium, save_screenshot
 from tests.conftest import delete_prefixed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,9 +66,8 @@ def page(browser, server, request):
            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
     yield tab
     failed = getattr(request.node, "report_call", None) is not None and request.node.report_call.failed
-    if failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / screenshot_name(request.node.nodeid)), full_page=True)
+    if failed or problems:
+        save_screenshot(tab, request.node.nodeid)
     context.close()
     assert not problems, problems  # no JavaScript error and no CSP violation on any page visited
 
@@ -193,8 +193,56 @@ def test_seller_sees_the_queue_on_a_phone(browser, server, request):
         tab.goto("/console/")
         expect(tab.get_by_text("Acesso negado")).to_be_visible()
     except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / screenshot_name(request.node.nodeid)), full_page=True)
+        save_screenshot(tab, request.node.nodeid)
         raise
     finally:
         context.close()
+
+
+def test_faq_answer_preview_follows_the_title_and_the_answer(page, server):
+    from playwright.sync_api import expect
+
+    log_in(page)
+    page.goto("/console/robo/duvidas/nova")
+    page.get_by_label("Assunto (como aparece na lista)").fill("Trocas")
+    page.locator("#answer").fill("Troca grátis em até 30 dias.")
+    expect(page.locator("#answer-preview")).to_have_text("*Trocas*\nTroca grátis em até 30 dias.")
+    page.get_by_label("Assunto (como aparece na lista)").fill("Trocas e devoluções")
+    expect(page.locator("#answer-preview")).to_contain_text("*Trocas e devoluções*")
+    page.locator("#answer").fill("")
+    expect(page.locator("#answer-preview-error")).to_have_text("informe a resposta")
+    expect(page.locator("#answer-preview")).to_have_text("")
+
+
+# --- the harness itself --------------------------------------------------------------------------------
+
+
+def test_a_missing_chromium_skips_locally_with_how_to_install_but_fails_in_ci(monkeypatch):
+    monkeypatch.setenv("CHROMIUM_PATH", "/nonexistent/chromium")
+    for name in ("CI", "CI_STRICT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        require_chromium()
+    assert "apt-get install chromium" in str(skipped.value)
+    for name, value in (("CI", "true"), ("CI_STRICT", "1")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(pytest.fail.Exception) as failed:
+            require_chromium()
+        assert "apt-get install chromium" in str(failed.value) and "CI" in str(failed.value)
+        monkeypatch.delenv(name)
+    assert browser_helpers.in_ci({"CI": "false"}) is False
+
+
+def test_a_screenshot_of_the_page_is_saved_under_test_artifacts(browser, server):
+    context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    path = None
+    try:
+        tab.goto("/entrar")
+        path = save_screenshot(tab, "tests/test_browser.py::harness check [phone]")
+        assert path.parent == ARTIFACTS and path.name == "harness_check_phone_.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    finally:
+        context.close()
+        if path is not None:
+            path.unlink(missing_ok=True)
