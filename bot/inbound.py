@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9A-Za-z]{16,62}$")
 MAX_BODY = 4096  # WhatsApp's own limit; anything longer is not from WhatsApp
 MAX_NAME = 120
-SEEN_TTL = 7 * 24 * 3600
 
 
 class InboundError(ValueError):
@@ -93,20 +92,12 @@ def upsert_customer(session: Session, phone: str, name: str | None) -> Customer:
 
 
 def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str], now: datetime) -> InboundOutcome:
-    """Store the message once (unique MessageSid, with a Redis fast path for redeliveries), apply an
-    opt-out or opt-in immediately, and queue the reply. Commits."""
-    parsed = parse_form(form)
-    seen_key = runtime.keys("inbound-seen", parsed.sid)
-    if runtime.redis.exists(seen_key):
-        return InboundOutcome(duplicate=True)
-    stored = session.execute(select(Message.id, Message.consent).where(Message.provider_sid == parsed.sid)).first()
-    if stored is not None:
-        # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
-        # queued (a Redis blip): queue it again. The job id is fixed and unique, and the job idempotent.
-        _enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
-        runtime.redis.set(seen_key, 1, ex=SEEN_TTL)
-        return InboundOutcome(duplicate=True)
+    """Store the message once (the unique MessageSid decides), apply an opt-out or opt-in immediately, and
+    queue the reply. Commits.
 
+    The insert comes first and a redelivery is recognised by its conflict, so a new message (nearly all of
+    them) costs no lookup; a redelivery is rare enough to pay for one."""
+    parsed = parse_form(form)
     customer = upsert_customer(session, parsed.phone, parsed.profile_name)
     message = Message(customer_id=customer.id, direction=Direction.INBOUND, kind="shopper", body=parsed.body,
                       media_count=parsed.media_count, provider_sid=parsed.sid, status=MessageStatus.RECEIVED,
@@ -115,8 +106,15 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
         with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        # The same MessageSid is being stored by a concurrent redelivery: theirs counts.
         session.rollback()
+        stored = session.execute(select(Message.id, Message.consent)
+                                 .where(Message.provider_sid == parsed.sid)).first()
+        if stored is None:
+            raise  # not a redelivery: some other constraint
+        # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
+        # queued (a Redis blip), or a concurrent delivery of the same message won the insert: queue the stored
+        # message again. The job id is fixed and unique, and the job idempotent, so it is processed once.
+        _enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
         return InboundOutcome(duplicate=True)
 
     if customer.last_inbound_at is None or customer.last_inbound_at < now:
@@ -128,7 +126,6 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
 
     _enqueue_processing(runtime, message.id, consent, after_commit_of=session)
     session.commit()
-    runtime.redis.set(seen_key, 1, ex=SEEN_TTL)
     if customer.opted_out:
         tracker.forget(runtime, customer.id)
     else:

@@ -22,7 +22,7 @@ from models import AttemptStatus, Cart, CartStatus, CouponRule, Customer, Recove
 from recovery import coupons, eligibility
 from recovery.config import coupon_url, load_settings
 from recovery.messages import build_variables, render_message
-from recovery.tracker import Tracker
+from recovery.tracker import tracker_of
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         attempt.skip_reason = decision.reason
         attempt.due_at = decision.defer_until
         session.commit()
-        Tracker(runtime).note(customer.id, attempt.interaction_at, decision.defer_until)
+        tracker_of(runtime).note(customer.id, attempt.interaction_at, decision.defer_until)
         return Outcome("deferred", decision.reason)
     if not decision.send:
         attempt.status = AttemptStatus.SKIPPED

@@ -13,6 +13,7 @@ tick costs O(log n + due): it reads only the due range, never the whole set.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -187,12 +188,23 @@ def invalidate_delay_cache() -> None:
     _delay_cache.clear()
 
 
+_trackers: weakref.WeakKeyDictionary[Runtime, Tracker] = weakref.WeakKeyDictionary()
+
+
+def tracker_of(runtime: Runtime) -> Tracker:
+    """The runtime's tracker, built once: building one hashes its five scripts, and this runs per message."""
+    tracker = _trackers.get(runtime)
+    if tracker is None:
+        tracker = _trackers[runtime] = Tracker(runtime)
+    return tracker
+
+
 def note_interaction(session: Session, runtime: Runtime, customer_id: int, at: datetime) -> None:
     """A bot interaction or a cart event happened: the shopper is due `delay` minutes after it."""
     at = truncate_ms(at)
-    Tracker(runtime).note(customer_id, at, at + timedelta(minutes=_delay_minutes(session, runtime)))
+    tracker_of(runtime).note(customer_id, at, at + timedelta(minutes=_delay_minutes(session, runtime)))
 
 
 def forget(runtime: Runtime, customer_id: int) -> None:
     """Stop tracking a shopper (opt-out, purchase). The send-time checks would refuse anyway."""
-    Tracker(runtime).forget(customer_id)
+    tracker_of(runtime).forget(customer_id)

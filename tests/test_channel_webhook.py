@@ -161,40 +161,34 @@ def test_same_message_sid_three_times_is_stored_and_processed_once(client, setti
     assert count(session, Customer, Customer.phone == PHONE) == 1
 
 
-def test_redelivery_is_deduplicated_by_the_database_when_the_redis_key_is_gone(client, settings, session, runtime,
-                                                                               redis_client):
-    form = inbound_form(body="Oi de novo")
-    for _ in range(3):
-        assert post_signed(client, settings, INBOUND_PATH, form).status_code == 200
-        seen = runtime.keys("inbound-seen", form["MessageSid"])
-        assert redis_client.exists(seen)
-        redis_client.delete(seen)
-    assert len(inbound_messages(session, form["MessageSid"])) == 1
-    assert len(queued_jobs(runtime, "bot.jobs.process_inbound")) == 1
-
-
-def test_unique_constraint_catches_a_redelivery_that_slipped_past_both_checks(client, settings, session, runtime,
-                                                                           redis_client, monkeypatch):
-    """Two requests that both passed the Redis and SELECT checks: the insert of the second hits the unique key."""
-    from bot.inbound import receive_inbound
-
-    form = inbound_form(body="SAIR")
+def test_redelivery_with_other_fields_changes_nothing_stored(client, settings, session, runtime):
+    """The MessageSid alone decides: a redelivery whose body, name or consent keyword differ stores nothing,
+    renames no one and changes no consent, and queues no second job."""
+    form = inbound_form(body="Quero ver camisetas")
     assert post_signed(client, settings, INBOUND_PATH, form).status_code == 200
-    redis_client.delete(runtime.keys("inbound-seen", form["MessageSid"]))
-    with runtime.db.session() as racing:
-        real_scalar = racing.scalar
-
-        def blind_to_the_first_row(statement, *args, **kwargs):
-            if "messages" in str(statement) and "provider_sid" in str(statement):
-                return None
-            return real_scalar(statement, *args, **kwargs)
-
-        monkeypatch.setattr(racing, "scalar", blind_to_the_first_row)
-        outcome = receive_inbound(racing, runtime, form, now_utc())
-    assert outcome.duplicate is True
-    assert len(inbound_messages(session, form["MessageSid"])) == 1
-    assert len(queued_jobs(runtime, "bot.jobs.process_inbound")) == 1
+    altered = {**form, "Body": "SAIR", "ProfileName": "Outro Nome"}
+    assert post_signed(client, settings, INBOUND_PATH, altered).status_code == 200
+    [message] = inbound_messages(session, form["MessageSid"])
+    assert message.body == "Quero ver camisetas"
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is None
     assert count(session, Customer) == 1
+    assert len(queued_jobs(runtime, "bot.jobs.process_inbound")) == 1
+
+
+def test_an_integrity_error_that_is_not_a_redelivery_is_not_swallowed(session, runtime, monkeypatch):
+    """Only a stored MessageSid makes a conflict a redelivery; any other constraint failure surfaces."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot import inbound
+
+    def broken_add(instance, *args, **kwargs):
+        raise IntegrityError("INSERT INTO messages", {}, Exception("CHECK constraint failed"))
+
+    monkeypatch.setattr(session, "add", broken_add)
+    with pytest.raises(IntegrityError):
+        inbound.receive_inbound(session, runtime, inbound_form(body="oi"), now_utc())
+    assert queued_jobs(runtime, "bot.jobs.process_inbound") == []
 
 
 def test_message_whose_job_could_not_be_enqueued_is_processed_on_redelivery(client, settings, session, runtime,
