@@ -245,3 +245,13 @@ def test_results_page_ranks_sellers(client, session, shop):
     login(client, "gerente@loja.example")
     page = client.get("/gestao/resultados?de=2026-11-01&ate=2026-11-30").get_data(as_text=True)
     assert 'id="ranking"' in page and "Ana" in page and "Bia" in page and "R$" in page
+
+
+@pytest.mark.parametrize("query", ["de=9999-12-30&ate=9999-12-31", "de=0001-01-01&ate=0001-01-02"])
+def test_results_pages_fall_back_to_this_month_for_dates_out_of_range(client, session, shop, query):
+    """The period's end + 1 day overflowed past year 9999 (a 500); unusable dates mean the default period."""
+    login(client, "gerente@loja.example")
+    page = client.get(f"/gestao/resultados?{query}")
+    assert page.status_code == 200
+    today = utcnow().astimezone(TZ).date()
+    assert f'value="{today.isoformat()}"' in page.get_data(as_text=True)

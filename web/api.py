@@ -18,7 +18,7 @@ from models import Role, utcnow
 from recovery.config import SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.coupons import judge
 from recovery.stats import recovery_stats
-from web import db_session, limits, runtime
+from web import dates, db_session, limits, runtime
 from web.api_auth import api_roles
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -112,9 +112,12 @@ def _parse_day(name: str) -> tuple[date | None, str | None]:
     if not ISO_DATE.fullmatch(raw):
         return None, "use o formato AAAA-MM-DD"
     try:
-        return date.fromisoformat(raw), None
+        day = date.fromisoformat(raw)
     except ValueError:
         return None, "data inválida"
+    if not dates.supported(day):
+        return None, f"use uma data entre {dates.EARLIEST_DAY.isoformat()} e {dates.LATEST_DAY.isoformat()}"
+    return day, None
 
 
 @bp.get("/recovery/stats")

@@ -13,7 +13,7 @@ from crm.opportunities import OpportunityError, contact, move, start_conversatio
 from crm.profile import history, recommended_products, suggested_message, whatsapp_link
 from crm.results import report
 from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, Role, utcnow
-from web import db_session, runtime
+from web import dates, db_session, runtime
 from web.auth import roles_required
 from web.crm_api import may_see_customer
 
@@ -134,7 +134,7 @@ def requested_days(tz, default_days: int | None = None) -> tuple[date, date]:
         last = datetime.strptime(request.args.get("ate", ""), "%Y-%m-%d").date()
     except ValueError:
         last = today
-    if last < first or (last - first).days > 366:
+    if last < first or (last - first).days > 366 or not (dates.supported(first) and dates.supported(last)):
         first, last = default_first, today
     return first, last
 
