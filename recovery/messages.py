@@ -75,13 +75,22 @@ def render_message(template: str, variables: dict) -> str:
     return render_text(template, variables)
 
 
-def validate_template(template: str) -> str:
-    """Render with a sample shopper, with and without a coupon: raises TemplateRenderError on any problem."""
-    sample = sample_variables(ZoneInfo("America/Sao_Paulo"))
-    rendered = render_message(template, sample)
-    render_message(template, {**sample, "cupom": "", "link_cupom": "", "validade_cupom": "", "desconto": ""})
-    if not rendered.strip():
-        from core.templating import TemplateRenderError
+# A shopper whose message carries no coupon (no rule set, or the rule disabled): a template must work for them too.
+NO_COUPON = {"cupom": "", "link_cupom": "", "validade_cupom": "", "desconto": ""}
 
+
+def validate_template(template: str, sample: dict | None = None) -> str:
+    """Render with a sample shopper (``sample``, by default a generic one), with and without a coupon. Returns
+    the text with the coupon; raises TemplateRenderError on any problem, the coupon-less one prefixed
+    "sem cupom:". Saving and the console's live preview both use it, so the preview shows what saving refuses."""
+    from core.templating import TemplateRenderError
+
+    sample = sample if sample is not None else sample_variables(ZoneInfo("America/Sao_Paulo"))
+    rendered = render_message(template, sample)
+    if not rendered.strip():
         raise TemplateRenderError("a mensagem ficou vazia")
+    try:
+        render_message(template, {**sample, **NO_COUPON})
+    except TemplateRenderError as exc:
+        raise TemplateRenderError(f"sem cupom: {exc.message}") from None
     return rendered

@@ -26,7 +26,7 @@ from core.templating import TemplateRenderError
 from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Role
 from recovery import coupons
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
-from recovery.messages import VARIABLES, render_message, sample_variables
+from recovery.messages import VARIABLES, sample_variables, validate_template
 from recovery.stats import funnel, recovery_stats
 from web import charts, db_session, runtime
 from web.auth import roles_required
@@ -44,8 +44,6 @@ SETTINGS_FORM = ("enabled", "delay_minutes", "coupon_rule_id", "coupon_validity_
                  "variant_b_coupon_rule_id", "attribution_days", "max_age_hours", "coupon_url_pattern")
 TEMPLATE_FORM = ("template", "variant_b_template")
 MAX_FAQ_ANSWER = 1200  # bot.faq.save_entry refuses longer answers
-# A shopper whose message carries no coupon (no rule set, or codes exhausted): what validate_template also checks.
-NO_COUPON = {"cupom": "", "link_cupom": "", "validade_cupom": "", "desconto": ""}
 FUNNEL_LABELS = {"tracked": "Acompanhados", "due": "Prazo vencido", "sent": "Enviadas", "delivered": "Entregues",
                  "read": "Lidas", "recovered": "Recuperados"}
 
@@ -186,24 +184,15 @@ def recovery_message():
 
 
 def _preview_recovery(source: str) -> tuple[str, str | None]:
-    """(rendered text, error): the sender's own renderer with a sample shopper, cart and coupon. Saving also
-    renders the text for a shopper without a coupon (recovery.messages.validate_template), so the preview
-    does too: a problem shows here before the merchant saves."""
+    """(rendered text, error): the sender's own renderer with a sample shopper, cart and coupon, checked as
+    saving checks it (recovery.messages.validate_template), so a problem shows here before the merchant saves."""
     settings = runtime().settings
     try:
         if not source.strip():
             raise TemplateRenderError("a mensagem não pode ficar vazia")
         if len(source) > 2000:
             raise TemplateRenderError("no máximo 2000 caracteres")
-        sample = sample_variables(settings.store_timezone, settings.store_name)
-        text = render_message(source, sample)
-        if not text.strip():
-            raise TemplateRenderError("a mensagem ficou vazia")
-        try:
-            render_message(source, {**sample, **NO_COUPON})
-        except TemplateRenderError as exc:
-            raise TemplateRenderError(f"sem cupom: {exc.message}") from None
-        return text, None
+        return validate_template(source, sample_variables(settings.store_timezone, settings.store_name)), None
     except TemplateRenderError as exc:
         return "", exc.message
 
