@@ -54,8 +54,8 @@ def in_ci(environ=None) -> bool:
 
 
 def _missing(reason: str) -> None:
-    """Locally a missing browser skips the browser tests; in CI it fails them (conftest also fails any skip
-    under CI_STRICT, this covers a CI that only sets CI=true)."""
+    """Locally a missing browser skips the browser tests; in CI it fails them at once, with the reason (conftest
+    would also fail the run for the skip, but only at the end)."""
     if in_ci():
         pytest.fail(f"{reason} (CI: the browser tests may not be skipped)", pytrace=False)
     pytest.skip(reason)

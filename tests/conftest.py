@@ -154,15 +154,17 @@ def client(app):
     return app.test_client()
 
 
-# --- CI strictness: a skipped test is a failure when CI_STRICT is set -----------------------------------
+# --- CI strictness: a skipped test is a failure in CI (CI_STRICT, or CI=true) ----------------------------
 
 def pytest_sessionfinish(session, exitstatus):
-    if not os.environ.get("CI_STRICT"):
+    from tests.browser_helpers import in_ci
+
+    if not in_ci():
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped:
-        reporter.write_line(f"CI_STRICT: {len(skipped)} test(s) skipped; in CI a skip is a failure", red=True)
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; in CI a skip is a failure", red=True)
         session.exitstatus = 1
 
 
