@@ -136,14 +136,32 @@ def parse_row(row: Any, line: int, now: datetime) -> tuple[Spec | None, list[Row
 
 
 def parse_csv(text: str, now: datetime) -> list[Spec]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error:
+        raise _malformed(reader) from None
     missing = [c for c in ("phone",) if c not in header]
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if missing or unknown:
         problem = f"faltam colunas: {', '.join(missing)}" if missing else f"colunas desconhecidas: {', '.join(unknown)}"
         raise IntakeInvalid([RowError(1, "header", f"{problem}; use {','.join(CSV_COLUMNS)}")])
-    return parse_rows(({k: v for k, v in row.items() if k is not None} for row in reader), now, first_line=2)
+    return parse_rows(_csv_rows(reader), now, first_line=2)
+
+
+def _csv_rows(reader: csv.DictReader):
+    try:
+        for row in reader:
+            yield {k: v for k, v in row.items() if k is not None}
+    except csv.Error:
+        raise _malformed(reader) from None
+
+
+def _malformed(reader: csv.DictReader) -> IntakeInvalid:
+    # The csv module's own message is English and about its internals; say what to fix, and where: its
+    # line count stops before the record it could not read.
+    return IntakeInvalid([RowError(reader.line_num + 1, "body",
+                                   "CSV mal formado: aspas sem fechar ou quebra de linha dentro de um campo sem aspas")])
 
 
 def parse_rows(rows, now: datetime, *, first_line: int = 1) -> list[Spec]:

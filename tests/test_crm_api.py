@@ -96,6 +96,19 @@ def test_bulk_csv_is_all_or_none_with_line_numbers(client, session, shop):
     assert {o["campaign"] for o in response.json["created"]} == {"Natal VIP", None}
 
 
+@pytest.mark.parametrize("csv_text,line", [
+    ("\r0", 1),  # found by schemathesis: a bare carriage return made the csv module raise (a 500)
+    ("phone,name\n+5511999990001,\"Ana\n", 2),  # a quote never closed
+    ("phone,name\n+5511999990001,Ana\n+5511999990002,\"Bia\"x\"\n", 3),  # text after a closing quote
+])
+def test_malformed_csv_is_a_400_with_the_line_and_creates_nothing(client, session, shop, csv_text, line):
+    headers = _token(session, "backoffice@loja.example", "backoffice")
+    response = client.post(URL, data=csv_text.encode(), headers={**headers, "Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert any(r["line"] == line for r in response.json["rows"]), response.json
+    assert session.scalar(select(func.count()).select_from(Opportunity)) == 0
+
+
 @pytest.mark.parametrize("body,field", [
     ({"phone": "+5511999990001", "type": "contact"}, "1.type"),
     ({"phone": "+5511999990001", "deadline": "2001-01-01T00:00:00-03:00"}, "1.deadline"),
