@@ -255,3 +255,11 @@ def test_results_pages_fall_back_to_this_month_for_dates_out_of_range(client, se
     assert page.status_code == 200
     today = utcnow().astimezone(TZ).date()
     assert f'value="{today.isoformat()}"' in page.get_data(as_text=True)
+
+
+def test_sellers_page_formats_counts_for_pt_br(client, session, shop):
+    shop["ana"].max_portfolio = 5000
+    session.commit()
+    login(client, "gerente@loja.example")
+    page = client.get("/gestao/vendedores").get_data(as_text=True)
+    assert "0 / 5.000" in page and "5000" not in page
