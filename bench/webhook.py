@@ -3,8 +3,8 @@ each under gunicorn with 2 workers, loaded by a separate process (bench/loadgen.
 Twilio signs them, C at a time. Reports both throughputs, p50/p99 latencies and their ratio (target: the app at
 least half the baseline).
 
-Default: SQLite (migrated, in a temporary folder) and Redis by the usual rule (REDIS_URL, else 127.0.0.1:6379
-db 5, else the embedded server). `--pg`: PostgreSQL's `bench` database instead of SQLite.
+Default: the `make run` defaults, SQLite (migrated, in a temporary folder) and the embedded Redis server. `--pg`:
+PostgreSQL's `bench` database and Redis by the usual rule (REDIS_URL, else 127.0.0.1:6379 db 5, else embedded).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _warm(base_url: str) -> None:
 
 
 def one_backend(pg: bool, count: int, concurrency: int) -> dict:
-    with workspace(pg) as (folder, database_url), bench_redis() as redis_url:
+    with workspace(pg) as (folder, database_url), bench_redis(embedded=not pg) as redis_url:
         database = fresh_database(database_url)
         prefix = new_prefix()
         results = {}
