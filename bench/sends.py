@@ -27,9 +27,9 @@ from sqlalchemy import func, insert, select
 
 from bench.common import bench_env, bench_redis, delete_prefixed, emit, fresh_database, log, make_runtime, \
     new_prefix, workspace
-from bench.fake_provider import FakeProvider
 from core.settings import PROJECT_ROOT
 from models import Customer, Direction, Message
+from tests.fake_twilio import FakeTwilio
 
 WORKERS = 2
 HIGH_RATE = 10_000  # the largest SEND_RATE_PER_SECOND the settings accept
@@ -105,7 +105,7 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
 
 
 def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
-    with workspace(pg) as (folder, database_url), bench_redis() as redis_url, FakeProvider() as provider:
+    with workspace(pg) as (folder, database_url), bench_redis() as redis_url, FakeTwilio() as provider:
         prefix = new_prefix()
         env = bench_env(folder, database_url, redis_url, prefix, TWILIO_API_URL=provider.url,
                         SEND_RATE_PER_SECOND=str(rate))
@@ -127,7 +127,7 @@ def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
             processes = _start_workers(env)
             # Burst workers leave when the queues are empty; the deadline only guards against a stuck run.
             deadline = launched + max(120.0, 3.0 * count / rate)
-            while provider.accepted < count and time.monotonic() < deadline:
+            while len(provider.accepted) < count and time.monotonic() < deadline:
                 if all(process.poll() is not None for process in processes):
                     break
                 time.sleep(0.05)
@@ -155,7 +155,7 @@ def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
               "queue_s": round(queue_s, 2), "sends_per_s": round(per_second, 1),
               "wall_per_s": round(sent / (times[-1] - launched), 1), "busiest_second": busiest_second(times),
               "first_send_after_s": round(times[0] - launched, 2),
-              "max_per_shopper": max(provider.recipients.values()),
+              "max_per_shopper": max(provider.per_recipient().values()),
               "statuses": {getattr(k, "value", str(k)): v for k, v in sorted(statuses.items(), key=str)}}
     log(f"sends: {path}, limit {rate}/s: {sent}/{count} in {times[-1] - times[0]:.1f} s = {per_second:.0f}/s "
         f"(busiest second {result['busiest_second']}, first after {result['first_send_after_s']} s)")
