@@ -95,10 +95,12 @@ def deliver(message_id: int) -> str:
 STALE_PENDING = timedelta(minutes=15)
 
 
-def sweep_stale_pending(limit: int = 1000) -> int:
-    """Periodic: re-queue delivery of messages whose job was lost (Redis data loss, a failed enqueue)."""
+def sweep_stale_pending(limit: int = 1000, stale_after: timedelta = STALE_PENDING) -> int:
+    """Periodic: re-queue delivery of messages whose job was lost (Redis data loss, a failed enqueue, or a worker
+    killed between RQ popping the job and registering it as started: a worker on several queues pops with BLPOP,
+    and such a job is in no queue or registry any more)."""
     runtime = get_runtime()
-    cutoff = utcnow() - STALE_PENDING
+    cutoff = utcnow() - stale_after
     with runtime.db.session() as session:
         rows = session.execute(
             select(Message.id, Message.automated, Message.updated_at)

@@ -128,6 +128,29 @@ def test_automated_message_goes_to_the_default_queue(session, twilio_runtime, ap
     assert job.origin.endswith("-default")
 
 
+def test_a_delivery_job_lost_after_rq_popped_it_is_requeued_by_the_stale_sweep_and_sent_once(
+        session, twilio_runtime, api):
+    from rq import Queue
+
+    from bot.jobs import sweep_stale_pending
+
+    customer = make_customer(session)
+    ok(api)
+    reply = queue(session, twilio_runtime, customer)
+    [job] = queued_jobs(twilio_runtime)
+    # A worker on several queues pops with BLPOP; killed before it registers the job as started, it leaves the
+    # job in no queue and no registry (seen in the killed-worker fault test).
+    assert twilio_runtime.redis.lpop(Queue(job.origin, connection=twilio_runtime.redis).key) == job.id.encode()
+    assert queued_jobs(twilio_runtime) == []
+    assert sweep_stale_pending() == 0  # pending for less than 15 minutes: maybe just slow, or between retries
+    assert sweep_stale_pending(stale_after=timedelta(0)) == 1
+    run_jobs(twilio_runtime)
+    assert len(api.calls) == 1 and reload(session, reply.id).status is MessageStatus.QUEUED
+    assert sweep_stale_pending(stale_after=timedelta(0)) == 0
+    run_jobs(twilio_runtime)
+    assert len(api.calls) == 1
+
+
 def test_outbox_mode_never_calls_the_provider(session, runtime, api):
     customer = make_customer(session)
     message = queue(session, runtime, customer)

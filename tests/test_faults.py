@@ -16,6 +16,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
+from bot.jobs import sweep_stale_pending
 from core.runtime import Runtime, set_runtime
 from core.settings import PROJECT_ROOT, Settings
 from models import Customer, Message, MessageStatus
@@ -46,13 +47,23 @@ def _start_worker(env: dict, *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
+def _wait(predicate, timeout: float, what: str, describe=None) -> None:
+    """Poll ``predicate``; on time-out, fail with ``describe()``: the state it was waiting on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
+
+
+def _queue_state(runtime, redis_client) -> dict:
+    state = {}
+    for name in ("high", "default", "low"):
+        queue = Queue(runtime.keys.queue(name), connection=redis_client)
+        state[name] = {"queued": len(queue), "started": queue.started_job_registry.count,
+                       "scheduled": queue.scheduled_job_registry.count, "failed": queue.failed_job_registry.count}
+    return state
 
 
 def _queues_idle(runtime, redis_client) -> bool:
@@ -118,9 +129,21 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
                     # "unknown" (dispatching) too, and killing the worker then would leave it so.
                     with committed_db.session() as s:
                         statuses = Counter(s.scalars(select(Message.status).where(Message.kind == "recovery")))
-                    return (sum(statuses.values()) == 40 and statuses[MessageStatus.PENDING] == 0
-                            and _queues_idle(runtime, redis_client))
-                _wait(settled, 240, "every recovery message to be settled")
+                    idle = _queues_idle(runtime, redis_client)
+                    if idle and statuses[MessageStatus.PENDING]:
+                        # The kill fell between RQ popping a delivery job and registering it as started: that
+                        # job is gone, and its message waits for the periodic sweep, which re-queues messages
+                        # pending for 15 minutes. Run that sweep now instead of waiting.
+                        sweep_stale_pending(stale_after=timedelta(0))
+                        return False
+                    return sum(statuses.values()) == 40 and statuses[MessageStatus.PENDING] == 0 and idle
+                def state():
+                    with committed_db.session() as s:
+                        statuses = Counter(s.scalars(select(Message.status).where(Message.kind == "recovery")))
+                    return {"statuses": {k.value: v for k, v in statuses.items()}, "accepted": len(twilio.accepted),
+                            "queues": _queue_state(runtime, redis_client)}
+
+                _wait(settled, 240, "every recovery message to be settled", state)
             finally:
                 os.killpg(restarted.pid, signal.SIGKILL)
                 restarted.wait(10)
