@@ -114,7 +114,7 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
         # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
         # queued (a Redis blip), or a concurrent delivery of the same message won the insert: queue the stored
         # message again. The job id is fixed and unique, and the job idempotent, so it is processed once.
-        _enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
+        enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
         return InboundOutcome(duplicate=True)
 
     if customer.last_inbound_at is None or customer.last_inbound_at < now:
@@ -124,7 +124,7 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
 
     from recovery import tracker
 
-    _enqueue_processing(runtime, message.id, consent, after_commit_of=session)
+    enqueue_processing(runtime, message.id, consent, after_commit_of=session)
     session.commit()
     if customer.opted_out:
         tracker.forget(runtime, customer.id)
@@ -135,10 +135,12 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
     return InboundOutcome(duplicate=False, message_id=message.id, customer_id=customer.id, consent=consent)
 
 
-def _enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | None, *,
-                        after_commit_of: Session | None) -> None:
+def enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | None, *,
+                       after_commit_of: Session | None, job_suffix: str = "") -> None:
+    """Queue ``bot.jobs.process_inbound`` once per job id: the message's own, or ``job_suffix`` for a second
+    chance (the sweep of messages whose job was lost)."""
     enqueue_unique(runtime, "high", "bot.jobs.process_inbound", message_id, consent,
-                   job_id=f"{runtime.keys.prefix}-inbound-{message_id}", after_commit_of=after_commit_of,
+                   job_id=f"{runtime.keys.prefix}-inbound-{message_id}{job_suffix}", after_commit_of=after_commit_of,
                    retry=Retry(max=2, interval=[5, 30]), job_timeout=60)
 
 

@@ -43,6 +43,7 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
         PeriodicJob(func="recovery.jobs.tick", interval=tick, queue="default", timeout=max(60, tick * 2)),
         PeriodicJob(func="recovery.jobs.purge_expired_coupons", interval=3600, queue="low"),
         PeriodicJob(func="bot.jobs.sweep_stale_pending", interval=300, queue="low"),
+        PeriodicJob(func="bot.jobs.sweep_unprocessed_inbound", interval=60, queue="low"),
         PeriodicJob(func="crm.jobs.assign_backlog", interval=300, queue="default", timeout=600),
         PeriodicJob(func="crm.jobs.follow_up_recoveries", interval=300, queue="low", timeout=600),
         PeriodicJob(func="crm.jobs.repoint_owners", interval=86400, queue="low", timeout=3600),

@@ -62,6 +62,9 @@ class Message(Base):
     automated: Mapped[bool] = mapped_column(Boolean, default=False)
     # Inbound only: the opt-out/opt-in this message applied ("opt_out", "opt_in"), kept for reprocessing.
     consent: Mapped[str | None] = mapped_column(String(8))
+    # Inbound only: when the conversation engine handled it. Still empty some minutes later means its job was
+    # lost (see bot.jobs.sweep_unprocessed_inbound).
+    processed_at: Mapped[datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Guards against sending the same logical message twice (e.g. "recovery-attempt-42").
     idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)

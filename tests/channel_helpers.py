@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
 import pytest
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
@@ -132,6 +132,15 @@ def run_jobs(runtime: Runtime, *, with_scheduler: bool = False) -> None:
 def queued_jobs(runtime: Runtime, func_name: str | None = None) -> list:
     jobs = [job for q in queues_for(runtime) for job in q.jobs]
     return [j for j in jobs if func_name is None or j.func_name == func_name]
+
+
+def lose_queued_job(runtime: Runtime, func_name: str):
+    """Pop the one queued ``func_name`` job as a worker on several queues does (BLPOP) and drop it, as that worker
+    does when it is killed before registering the job as started: the job is then in no queue or registry."""
+    [job] = queued_jobs(runtime, func_name)
+    assert runtime.redis.lpop(Queue(job.origin, connection=runtime.redis).key) == job.id.encode()
+    assert queued_jobs(runtime) == []
+    return job
 
 
 def scheduled_jobs(runtime: Runtime) -> list:

@@ -13,8 +13,8 @@ from core.runtime import Runtime
 from models import Customer, Direction, Message, MessageStatus
 from tests.channel_helpers import (  # noqa: F401 - engine_stub and twilio_* are fixtures
     INBOUND_PATH, PHONE, STATUS_PATH, TWILIO_SID, TWILIO_TOKEN, count, customer_by_phone, engine_stub, inbound_form,
-    inbound_messages, new_sid, now_utc, outbound_messages, post_inbound, post_signed, queued_jobs, run_jobs,
-    signature, twilio_app, twilio_client, twilio_runtime,
+    inbound_messages, lose_queued_job, new_sid, now_utc, outbound_messages, post_inbound, post_signed, queued_jobs,
+    run_jobs, signature, twilio_app, twilio_client, twilio_runtime,
 )
 from tests.conftest import delete_prefixed, make_settings
 
@@ -507,6 +507,48 @@ def test_process_inbound_run_twice_queues_the_replies_once(client, settings, ses
     bot.jobs.process_inbound(message.id)  # the same job, re-run after a worker crash
     assert [m.body for m in outbound_messages(session, message.customer_id)] == ["Oi!", "Posso ajudar?"]
     assert len(queued_jobs(runtime, "bot.jobs.deliver")) == 2
+
+
+def test_processing_records_processed_at_so_a_message_without_replies_is_not_run_twice(client, settings, session,
+                                                                                     runtime, engine_stub):
+    import bot.jobs
+
+    engine_stub.replies = ()  # e.g. a sticker: nothing to answer, so no reply marks it done
+    form, _ = post_inbound(client, settings, body="", NumMedia="1")
+    [message] = inbound_messages(session, form["MessageSid"])
+    assert message.processed_at is None
+    bot.jobs.process_inbound(message.id)
+    bot.jobs.process_inbound(message.id)
+    assert len(engine_stub.calls) == 1
+    assert inbound_messages(session, form["MessageSid"])[0].processed_at is not None
+
+
+def test_an_inbound_job_lost_after_rq_popped_it_is_queued_again_by_the_sweep_once(client, settings, session,
+                                                                                  runtime, engine_stub):
+    from bot.jobs import sweep_unprocessed_inbound
+
+    form, _ = post_inbound(client, settings, body="Tem camiseta preta?")
+    lose_queued_job(runtime, "bot.jobs.process_inbound")
+    assert sweep_unprocessed_inbound() == 0  # under two minutes old: its job may just be waiting
+    assert sweep_unprocessed_inbound(stale_after=timedelta(0)) == 1
+    assert sweep_unprocessed_inbound(stale_after=timedelta(0)) == 1  # still unprocessed, but queued once only
+    assert len(queued_jobs(runtime, "bot.jobs.process_inbound")) == 1
+    run_jobs(runtime)
+    assert [c["body"] for c in engine_stub.calls] == ["Tem camiseta preta?"]
+    assert len(outbound_messages(session, customer_by_phone(session, PHONE).id)) == 1
+    assert sweep_unprocessed_inbound(stale_after=timedelta(0)) == 0
+
+
+def test_the_sweep_does_not_answer_messages_older_than_an_hour(client, settings, session, runtime, engine_stub):
+    from bot.jobs import sweep_unprocessed_inbound
+
+    form, _ = post_inbound(client, settings, body="Oi")
+    lose_queued_job(runtime, "bot.jobs.process_inbound")
+    [message] = inbound_messages(session, form["MessageSid"])
+    message.created_at = now_utc() - timedelta(hours=1, minutes=1)
+    session.commit()
+    assert sweep_unprocessed_inbound(stale_after=timedelta(0)) == 0
+    assert queued_jobs(runtime) == []
 
 
 def test_replies_whose_delivery_could_not_be_enqueued_are_sent_by_the_retry(client, settings, session, runtime,
