@@ -70,3 +70,26 @@ def test_enum_columns_refuse_unknown_values(session):
         session.flush()
     session.rollback()
     assert OrderStatus("paid") is OrderStatus.PAID
+
+
+def test_migration_0005_marks_earlier_inbound_messages_processed(tmp_path):
+    """Messages received before processed_at existed were answered then: the inbound sweep must not replay them."""
+    from sqlalchemy import text
+
+    from models import Database, migrate
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}", pooled=False)
+    migrate.upgrade(database.engine, "0004")
+    at = "2026-11-30 10:00:00.000000"
+    with database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO customers (id, phone, tags, created_at, updated_at) "
+                          "VALUES (1, '+5511999990001', '[]', :at, :at)"), {"at": at})
+        for direction, status in (("inbound", "received"), ("outbound", "queued")):
+            conn.execute(text("INSERT INTO messages (customer_id, direction, kind, body, media_count, automated, status, "
+                              "created_at, updated_at) VALUES (1, :d, 'shopper', 'oi', 0, false, :s, :at, :at)"),
+                         {"d": direction, "s": status, "at": at})
+    migrate.upgrade(database.engine)
+    with database.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT direction, processed_at FROM messages")).all())
+    database.engine.dispose()
+    assert rows == {"inbound": at, "outbound": None}
