@@ -22,7 +22,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import redis as redis_lib
-from rq import Queue
 from sqlalchemy import func, insert, select
 
 from bench.common import bench_env, bench_redis, delete_prefixed, emit, fresh_database, log, make_runtime, \
@@ -64,9 +63,10 @@ def _queue_replies(database, runtime, now: datetime) -> None:
         session.commit()
 
 
-def _tick_due_shoppers(database, runtime, client, now: datetime, count: int) -> None:
+def _tick_due_shoppers(database, runtime, now: datetime, count: int) -> None:
     """Every customer due for a recovery message, claimed by one tick and handed to `send_attempts` jobs."""
     from recovery.config import update_settings
+    from recovery.jobs import judging_dispatcher
     from recovery.tick import run_tick
     from recovery.tracker import Tracker
 
@@ -78,9 +78,7 @@ def _tick_due_shoppers(database, runtime, client, now: datetime, count: int) -> 
         tracker = Tracker(runtime)
         for customer_id in session.scalars(select(Customer.id)):
             tracker.note(customer_id, now - timedelta(minutes=15), now - timedelta(minutes=5))
-        queue = Queue(runtime.keys.queue("default"), connection=client)
-        summary = run_tick(session, runtime, now, dispatch=lambda ids: queue.enqueue(
-            "recovery.jobs.send_attempts", ids, job_timeout=600))
+        summary = run_tick(session, runtime, now, dispatch=judging_dispatcher(runtime))
     if summary.claimed != count:
         raise RuntimeError(f"the tick claimed {summary.claimed} of {count}")
 
@@ -120,7 +118,7 @@ def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
             if path == "sender":
                 _queue_replies(database, runtime, now)
             else:
-                _tick_due_shoppers(database, runtime, client, now, count)
+                _tick_due_shoppers(database, runtime, now, count)
             queue_s = time.perf_counter() - started
 
             launched = time.monotonic()

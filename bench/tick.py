@@ -14,12 +14,12 @@ import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
-from rq import Queue
 from sqlalchemy import delete, insert
 
 from bench.common import bench_env, bench_redis, delete_prefixed, emit, fresh_database, log, make_runtime, \
     new_prefix, workspace
 from models import Customer, RecoveryAttempt
+from recovery.jobs import judging_dispatcher
 from recovery.tick import CLAIM_BATCH, run_tick
 from recovery.tracker import Tracker, to_ms
 
@@ -99,12 +99,12 @@ def run(quick: bool = False) -> dict:
                     fill(tracker, 1, due, to_ms(now - timedelta(minutes=1)), to_ms(now - timedelta(minutes=11)))
                 claim_s = statistics.median(samples)
 
-                queue = Queue(runtime.keys.queue("default"), connection=client)
+                send = judging_dispatcher(runtime)
                 enqueued = 0
 
                 def dispatch(ids: list[int]) -> None:
                     nonlocal enqueued
-                    queue.enqueue("recovery.jobs.send_attempts", ids, job_timeout=600, result_ttl=3600)
+                    send(ids)
                     enqueued += len(ids)
 
                 with database.session() as session:

@@ -1,7 +1,8 @@
 """RQ queues, and enqueueing that waits for the database commit.
 
 Three queues, in priority order: ``high`` (inbound messages and replies to a live chat), ``default``
-(recovery sends and other business-initiated messages), ``low`` (maintenance).
+(recovery sends and other business-initiated messages), ``low`` (maintenance, and judging recovery batches,
+so the messages a batch queues leave before the next batch is judged).
 """
 
 from __future__ import annotations

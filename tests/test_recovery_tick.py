@@ -273,3 +273,28 @@ def test_rebuild_restores_pending_and_not_what_was_sent(app, runtime, session):
     tick(session, runtime, now + minutes(10))
     assert len(recovery_messages(session)) == 3
     assert len(recovery_messages(session, bia.id)) == 1
+
+
+def test_scheduled_tick_judges_on_the_low_queue_so_deliveries_go_first(runtime, session):
+    """A big tick queues many judging batches; the messages the first batch queues must not wait behind the rest."""
+    from rq import Queue
+
+    from recovery.jobs import JUDGING_QUEUE, tick as scheduled_tick
+    from recovery.tick import SEND_BATCH
+
+    enable_recovery(session, **NO_QUIET_HOURS)
+    now = datetime.now(timezone.utc)
+    for i in range(SEND_BATCH + 1):  # two judging batches
+        customer = shopper(session, phone=f"+55119{i:08d}", last_inbound=now)
+        note_interaction(session, runtime, customer.id, now - minutes(11))
+    assert scheduled_tick()["claimed"] == SEND_BATCH + 1
+    judging = Queue(runtime.keys.queue(JUDGING_QUEUE), connection=runtime.redis)
+    assert JUDGING_QUEUE == "low" and [len(j.args[0]) for j in judging.jobs] == [SEND_BATCH, 1]
+
+    # One job at a time, as a worker takes them: the first batch, then one of its deliveries, not the next batch.
+    deliveries = Queue(runtime.keys.queue("default"), connection=runtime.redis)
+    worker = SimpleWorker(queues_for(runtime), connection=runtime.redis)
+    worker.work(burst=True, max_jobs=1)
+    assert len(judging) == 1 and deliveries.count == SEND_BATCH
+    worker.work(burst=True, max_jobs=1)
+    assert len(judging) == 1 and deliveries.count == SEND_BATCH - 1
