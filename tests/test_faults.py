@@ -104,10 +104,9 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
         try:
             with committed_db.session() as session:
                 phones = _seed_due_shoppers(session, runtime, 40, now)
-                from recovery.jobs import send_attempts
+                from recovery.jobs import judging_dispatcher
 
-                send_queue = Queue(runtime.keys.queue("default"), connection=redis_client)
-                summary = run_tick(session, runtime, now, dispatch=lambda ids: send_queue.enqueue(send_attempts, ids))
+                summary = run_tick(session, runtime, now, dispatch=judging_dispatcher(runtime))
             assert summary.claimed == 40
 
             worker = _start_worker(env)
