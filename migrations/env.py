@@ -10,13 +10,32 @@ from models.base import Base
 config = context.config
 engine = config.attributes["engine"]
 
+
+def _sqlite_foreign_keys(connection, on: bool) -> None:
+    # Batch mode rebuilds a SQLite table by copy, drop and rename; with foreign keys enforced, dropping a table
+    # that other rows reference fails. The pragma only works outside a transaction, so it goes to the driver's
+    # connection before Alembic begins (and is restored before the connection returns to the pool).
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 with engine.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables the same way on both
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-    connection.commit()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_foreign_keys(connection, False)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables the same way on both
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:5]}")
+        connection.commit()
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, True)

@@ -9,7 +9,7 @@ from models.crm import (
 )
 from models.db import Database, make_engine
 from models.messaging import Direction, Message, MessageStatus
-from models.people import ApiToken, Customer, Role, Store, User
+from models.people import ApiToken, Customer, Role, Store, User, UserSession
 from models.recovery import (
     AttemptStatus, Coupon, CouponKind, CouponRule, FrequencyUnit, RecoveryAttempt, RecoverySettings, StoreEvent,
 )
@@ -17,7 +17,7 @@ from models.system import SystemFlag
 
 __all__ = [
     "Base", "ZERO", "utcnow", "Database", "make_engine",
-    "Store", "User", "Role", "ApiToken", "Customer", "Product",
+    "Store", "User", "UserSession", "Role", "ApiToken", "Customer", "Product",
     "Message", "MessageStatus", "Direction",
     "Cart", "CartItem", "CartStatus", "Order", "OrderItem", "OrderStatus",
     "SystemFlag",

@@ -74,6 +74,9 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3), default="BRL")
     total: Mapped[Decimal]
     coupon_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    # One of our recovery codes used when it should not have been: already_used (by another order), expired,
+    # wrong_customer, disabled. The shop accepted the order anyway; the dashboard flags it.
+    coupon_problem: Mapped[str | None] = mapped_column(String(16), index=True)
     seller_code: Mapped[str | None] = mapped_column(String(32), index=True)
     placed_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

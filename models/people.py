@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String
+from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, enum_column, utcnow
@@ -86,7 +86,12 @@ class Customer(Base):
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
     owner_seller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     opted_out_at: Mapped[datetime | None]
+    # The bot asked "do you want to stop receiving our messages?" and the shopper has not answered yet: no
+    # automated message meanwhile (bot.consent reads the answer).
+    opt_out_asked_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    # Created by the development simulator (outbox mode): the only conversations the simulator may show.
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -108,5 +113,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored. Deleting or revoking the
+    row ends the session wherever the cookie was copied to (logout, password change, deactivation)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
 
     user: Mapped[User] = relationship()

@@ -80,6 +80,7 @@ class AttemptStatus(str, enum.Enum):
     DEFERRED = "deferred"  # quiet hours or pacing: back in the tracker for later
     SENT = "sent"  # a message was queued for it (its delivery status is on the message)
     SKIPPED = "skipped"  # judged ineligible; reason in skip_reason
+    FAILED = "failed"  # could not be built for this shopper (e.g. the template fails on their data); reason in skip_reason
 
 
 class RecoveryAttempt(Base):

@@ -93,3 +93,45 @@ def test_migration_0005_marks_earlier_inbound_messages_processed(tmp_path):
         rows = dict(conn.execute(text("SELECT direction, processed_at FROM messages")).all())
     database.engine.dispose()
     assert rows == {"inbound": at, "outbound": None}
+
+
+def test_migration_0006_rebuilds_tables_that_other_rows_reference(tmp_path):
+    """SQLite rebuilds a table to change a CHECK constraint; rows referencing it (coupons -> attempts, messages ->
+    customers) must survive, and 'failed' becomes a valid attempt status."""
+    from sqlalchemy import text
+
+    from models import Database, migrate
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}", pooled=False)
+    migrate.upgrade(database.engine, "0005")
+    at = "2026-11-30 10:00:00.000000"
+    with database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO customers (id, phone, tags, created_at, updated_at) "
+                          "VALUES (1, '+5511999990001', '[]', :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO coupon_rules (id, name, kind, value, min_order, recovery_only, active, "
+                          "created_at, updated_at) VALUES (1, 'r', 'percent', 10, 0, true, true, :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO recovery_attempts (id, customer_id, interaction_at, due_at, status, variant, "
+                          "created_at, updated_at) VALUES (1, 1, :at, :at, 'sent', 'A', :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO coupons (code, rule_id, customer_id, attempt_id, issued_at, expires_at) "
+                          "VALUES ('VOLTA-X', 1, 1, 1, :at, :at)"), {"at": at})
+    migrate.upgrade(database.engine)
+    with database.engine.begin() as conn:
+        assert conn.execute(text("SELECT attempt_id FROM coupons")).scalar() == 1
+        assert conn.execute(text("SELECT simulated FROM customers")).scalar() in (0, False)
+        conn.execute(text("UPDATE recovery_attempts SET status = 'failed'"))
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1  # enforcement is back on after migrating
+    migrate.downgrade(database.engine, "0005")
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM recovery_attempts")).scalar() == "skipped"
+    database.engine.dispose()
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(migrated_database):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from models import Base
+
+    with migrated_database.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert differences == []
