@@ -10,7 +10,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.templating import TemplateRenderError, render_text
+from core.templating import TemplateRenderError, render_text, validate
 from crm.opportunities import PRIORITY_NAMES, crm_settings
 from models import (
     Cart, CartStatus, Customer, Message, Opportunity, Order, Product, RecoveryAttempt, User,
@@ -45,11 +45,24 @@ def suggestion_variables(customer: Customer, seller: User | None, store_name: st
     }
 
 
+SUGGESTION_SAMPLE = {"nome": "Ana", "vendedor": "Bruno", "loja": "Loja Demo", "produtos": "Tênis Corrida Preto",
+                     "codigo_vendedor": "V001"}
+# What suggestion_variables gives for other opportunities: a saved message must work for each of them too.
+SUGGESTION_VARIANTS: list[tuple[str, dict]] = [
+    ("para uma oportunidade sem produtos", {"produtos": ""}),
+    ("para um vendedor sem código", {"codigo_vendedor": ""}),
+    ("sem produtos nem código de vendedor", {"produtos": "", "codigo_vendedor": ""}),
+    ("para um cliente sem nome nem vendedor", {"nome": "tudo bem", "vendedor": "a equipe", "codigo_vendedor": ""}),
+]
+
+
 def validate_suggestion(template: str) -> str:
-    """Refuse, at save time, a template that does not render (same sandbox as every merchant text)."""
-    sample = {"nome": "Ana", "vendedor": "Bruno", "loja": "Loja Demo", "produtos": "Tênis Corrida Preto",
-              "codigo_vendedor": "V001"}
-    return render_text(template, sample)
+    """Refuse, at save time, a template that is not allowed or does not render for every kind of opportunity
+    (same sandbox and checks as every merchant text). Returns the text for the sample."""
+    shapes = [("", SUGGESTION_SAMPLE), *((label, {**SUGGESTION_SAMPLE, **changes})
+                                         for label, changes in SUGGESTION_VARIANTS)]
+    return validate(template, SUGGESTION_SAMPLE, [variables for _, variables in shapes],
+                    [label for label, _ in shapes], empty_message="a mensagem ficou vazia")
 
 
 def suggested_message(session: Session, opportunity: Opportunity, seller: User | None, store_name: str,

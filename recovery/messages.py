@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-from core.templating import brl, render_text
+from core.templating import brl, render_text, validate
 
 # Shown as clickable chips in the console; the sample is what the live preview renders with.
 VARIABLES: dict[str, str] = {
@@ -80,17 +80,32 @@ NO_COUPON = {"cupom": "", "link_cupom": "", "validade_cupom": "", "desconto": ""
 
 
 def validate_template(template: str, sample: dict | None = None) -> str:
-    """Render with a sample shopper (``sample``, by default a generic one), with and without a coupon. Returns
-    the text with the coupon; raises TemplateRenderError on any problem, the coupon-less one prefixed
-    "sem cupom:". Saving and the console's live preview both use it, so the preview shows what saving refuses."""
-    from core.templating import TemplateRenderError
-
+    """Check the template's structure against the recovery variables, then render it for several shoppers:
+    ``sample`` (by default a generic one), one without a name, without a coupon, without a cart, with an empty
+    cart, with a long cart and without cart nor coupon. Returns the text for ``sample``; raises
+    TemplateRenderError on any problem, prefixed with the shopper it failed for ("sem cupom: ..."). Saving and
+    the console's live preview both use it, so the preview shows what saving refuses."""
     sample = sample if sample is not None else sample_variables(ZoneInfo("America/Sao_Paulo"))
-    rendered = render_message(template, sample)
-    if not rendered.strip():
-        raise TemplateRenderError("a mensagem ficou vazia")
-    try:
-        render_message(template, {**sample, **NO_COUPON})
-    except TemplateRenderError as exc:
-        raise TemplateRenderError(f"sem cupom: {exc.message}") from None
-    return rendered
+    shapes = validation_shapes(sample)
+    return validate(template, sample, [variables for _, variables in shapes], [label for label, _ in shapes],
+                    empty_message="a mensagem ficou vazia")
+
+
+LONG_CART_LINES = 30
+
+
+def validation_shapes(sample: dict) -> list[tuple[str, dict]]:
+    """(label, variables): the shoppers a recovery template must work for, the sample first."""
+    no_cart = {"itens": [], "total": ""}
+    quantities = [n % 3 + 1 for n in range(LONG_CART_LINES)]
+    long_cart = [CartLine(f"Produto de exemplo {n}", q, brl(Decimal("49.90"))) for n, q in enumerate(quantities, 1)]
+    return [
+        ("", sample),
+        ("para um cliente sem nome", {**sample, "nome": "tudo bem"}),
+        ("sem cupom", {**sample, **NO_COUPON}),
+        ("para um cliente sem carrinho", {**sample, **no_cart}),
+        ("para um carrinho vazio", {**sample, "itens": [], "total": brl(0)}),
+        (f"para um carrinho com {LONG_CART_LINES} itens",
+         {**sample, "itens": long_cart, "total": brl(Decimal("49.90") * sum(quantities))}),
+        ("para um cliente sem carrinho e sem cupom", {**sample, **no_cart, **NO_COUPON}),
+    ]
