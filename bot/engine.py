@@ -174,7 +174,7 @@ class _Conversation:
 
 
 def respond(session: Session, redis: redis.Redis, keys: Keys, settings: Settings, customer: Customer, text: str, *,
-            media_count: int = 0, consent_transition: Literal["opt_out", "opt_in"] | None = None,
+            media_count: int = 0, consent_transition: Literal["opt_out", "opt_in", "ask_out", "stay"] | None = None,
             now: datetime) -> list[str]:
     """The reply texts, in order, for one inbound message from ``customer``. Never sends; may write to the
     session (cart, handoff request) and to Redis (conversation state) but does not commit."""
@@ -183,13 +183,18 @@ def respond(session: Session, redis: redis.Redis, keys: Keys, settings: Settings
         return conversation.say("opt_out_confirmed")
     if consent_transition == "opt_in":
         return conversation.say("opt_in_confirmed")
+    if consent_transition == "ask_out":
+        # The message may have meant "stop": ask once rather than guess (bot.inbound reads the answer).
+        return conversation.say("opt_out_question")
+    if consent_transition == "stay":
+        return conversation.say("opt_out_kept")
 
     # A bare number picks from the result list only while that list is what the shopper is looking at;
     # otherwise it is a menu option. "quero o 2" always refers to the last list.
     choosing = bool(conversation.state.pop("list_shown", False)) and bool(conversation.results)
     parsed: Parsed = parse(text or "", has_results=choosing)
     if parsed.intent is Intent.OPT_OUT:
-        return []  # already opted out: confirmed once, not again
+        return conversation.say("opt_out_again")  # already out: say so, briefly, rather than stay silent
     if parsed.intent is Intent.OPT_IN:
         return conversation.say("opt_in_confirmed")
     if parsed.intent is Intent.EMPTY:

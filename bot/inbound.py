@@ -10,14 +10,14 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import Literal, Mapping
 
 from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.consent import Consent, consent_change
+from bot.consent import is_affirmative, is_negative, question_open, read_consent
 from core.phones import InvalidPhone, location_of, mask_phone, normalize_phone
 from core.queues import enqueue_unique
 from core.runtime import Runtime
@@ -48,12 +48,17 @@ class InboundForm:
     profile_name: str | None
 
 
+# What a message did to the shopper's consent, kept on the message (Message.consent) for the engine's reply:
+# opt_out / opt_in applied; ask_out: unsure, the bot asks "do you want to stop?"; stay: they answered no.
+ConsentEvent = Literal["opt_out", "opt_in", "ask_out", "stay"]
+
+
 @dataclass(frozen=True)
 class InboundOutcome:
     duplicate: bool
     message_id: int | None = None
     customer_id: int | None = None
-    consent: Consent | None = None
+    consent: ConsentEvent | None = None
 
 
 def parse_form(form: Mapping[str, str]) -> InboundForm:
@@ -135,7 +140,7 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
     return InboundOutcome(duplicate=False, message_id=message.id, customer_id=customer.id, consent=consent)
 
 
-def enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | None, *,
+def enqueue_processing(runtime: Runtime, message_id: int, consent: ConsentEvent | None, *,
                        after_commit_of: Session | None, job_suffix: str = "") -> None:
     """Queue ``bot.jobs.process_inbound`` once per job id: the message's own, or ``job_suffix`` for a second
     chance (the sweep of messages whose job was lost)."""
@@ -144,13 +149,30 @@ def enqueue_processing(runtime: Runtime, message_id: int, consent: Consent | Non
                    retry=Retry(max=2, interval=[5, 30]), job_timeout=60)
 
 
-def _apply_consent(customer: Customer, body: str, now: datetime) -> Consent | None:
-    """The consent change this message makes, if any (already opted out + 'SAIR' again changes nothing)."""
-    wanted = consent_change(body)
-    if wanted == "opt_out" and customer.opted_out_at is None:
+def _apply_consent(customer: Customer, body: str, now: datetime) -> ConsentEvent | None:
+    """Apply what this message says about consent, at once (before the webhook answers).
+
+    A clear opt-out (bot.consent, generous with typos and phrasing) opts out. A message that might be one asks once
+    ("do you want to stop receiving our messages? answer SIM"); until the shopper answers, no automated message
+    goes out (recovery.eligibility). The very next message answers: a yes opts out, a no or anything else closes
+    the question. An opted-out shopper comes back with VOLTAR; "SAIR" again changes nothing (the engine confirms).
+    """
+    reading = read_consent(body)
+    if customer.opted_out_at is not None:
+        if reading == "opt_in":
+            customer.opted_out_at = None
+            customer.opt_out_asked_at = None
+            return "opt_in"
+        return None
+    asked = question_open(customer.opt_out_asked_at, now)
+    if reading == "opt_out" or (asked and is_affirmative(body)):
         customer.opted_out_at = now
+        customer.opt_out_asked_at = None
         return "opt_out"
-    if wanted == "opt_in" and customer.opted_out_at is not None:
-        customer.opted_out_at = None
-        return "opt_in"
+    if asked:
+        customer.opt_out_asked_at = None  # answered no, or moved on: asked once, not again
+        return "stay" if is_negative(body) else None
+    if reading == "unsure_opt_out":
+        customer.opt_out_asked_at = now
+        return "ask_out"
     return None

@@ -12,7 +12,7 @@ from functools import lru_cache
 from sqlalchemy.orm import Session
 
 from core.settings import PROJECT_ROOT
-from core.templating import TemplateRenderError, render_text
+from core.templating import TemplateRenderError, render_text, validate
 from models import BotText
 
 MESSAGES_DIR = PROJECT_ROOT / "templates" / "messages"
@@ -70,11 +70,14 @@ DESCRIPTIONS: dict[str, str] = {
     "faq_answer": "Resposta de uma dúvida", "handoff_created": "Pedido de atendimento registrado",
     "handoff_existing": "Pedido de atendimento já existente", "media_received": "Cliente enviou um arquivo",
     "opt_out_confirmed": "Confirmação de descadastro (SAIR)", "opt_in_confirmed": "Confirmação de volta (VOLTAR)",
+    "opt_out_question": "Pergunta se o cliente quer parar de receber mensagens",
+    "opt_out_kept": "Cliente respondeu que quer continuar recebendo mensagens",
+    "opt_out_again": "Cliente já descadastrado pediu para sair de novo",
 }
 SAMPLES: dict[str, dict] = {
     "menu": {}, "fallback": {}, "fallback_offer_person": {}, "search_prompt": {}, "cart_empty": {},
     "no_orders": {}, "handoff_created": {}, "handoff_existing": {}, "media_received": {},
-    "opt_out_confirmed": {}, "opt_in_confirmed": {},
+    "opt_out_confirmed": {}, "opt_in_confirmed": {}, "opt_out_question": {}, "opt_out_kept": {}, "opt_out_again": {},
     "greeting": {"nome": "Ana"},
     "search_results": {"produtos": _PRODUCTS, "tamanho_indisponivel": None, "sem_tamanho": []},
     "no_results": {"busca": "sandália azul", "categorias": ["Calçados", "Camisetas"], "tamanho_indisponivel": "44",
@@ -93,6 +96,37 @@ SAMPLES: dict[str, dict] = {
 }
 MAX_TEXT_LENGTH = 1500  # WhatsApp allows 1600 characters per message; leave room for the variables
 
+# Other shapes the same variables take in a conversation (bot/engine.py): a saved text must render for each of
+# them too, not only for the sample. (label, changes to the sample); the label prefixes the error.
+_CART = SAMPLES["cart_summary"]["itens"]
+_ORDER = SAMPLES["order_status"]["pedidos"][0]
+VARIANTS: dict[str, list[tuple[str, dict]]] = {
+    "greeting": [("para um cliente sem nome", {"nome": ""})],
+    "search_results": [
+        ("com um tamanho em falta", {"tamanho_indisponivel": "44", "sem_tamanho": ["Camiseta Básica Branca"]}),
+        ("com um só produto", {"produtos": _PRODUCTS[:1]}),
+    ],
+    "no_results": [
+        ("sem tamanho em falta", {"tamanho_indisponivel": None, "sem_tamanho": []}),
+        ("sem categorias", {"categorias": [], "tamanho_indisponivel": None, "sem_tamanho": []}),
+    ],
+    "product_details": [
+        ("para um produto sem descrição, cor nem tamanhos",
+         {"produto": {**SAMPLES["product_details"]["produto"], "descricao": "", "cor": "", "tamanhos": [],
+                      "link": ""}}),
+    ],
+    "invalid_choice": [("antes de uma busca", {"total_opcoes": 0})],
+    "cart_summary": [
+        ("ao tirar um item", {"adicionado": None, "removido": "Camiseta Básica Branca", "itens": _CART[:1],
+                              "total": "R$ 299,90"}),
+        ("só mostrando o carrinho", {"adicionado": None, "removido": None}),
+        ("com um carrinho vazio", {"adicionado": None, "removido": None, "itens": [], "total": "R$ 0,00"}),
+    ],
+    "order_status": [("com vários pedidos", {"pedidos": [{**_ORDER, "numero": f"o-10{n:02d}"} for n in range(5)]})],
+    "faq_list": [("sem dúvidas cadastradas", {"topicos": []})],
+    "faq_answer": [("sem título", {"titulo": ""})],
+}
+
 
 def description(key: str) -> str:
     return DESCRIPTIONS.get(key, key)
@@ -102,8 +136,16 @@ def variables_of(key: str) -> list[str]:
     return ["loja", *([] if key == "menu" else ["menu"]), *SAMPLES[key]]
 
 
+def validation_shapes(key: str, base: dict) -> list[tuple[str, dict]]:
+    """(label, variables) a text must render with: the sample first (``base`` holds loja and, except for the
+    menu itself, menu), then its VARIANTS."""
+    sample = {**base, **SAMPLES[key]}
+    return [("", sample), *((label, {**sample, **changes}) for label, changes in VARIANTS.get(key, []))]
+
+
 def preview(session: Session, key: str, source: str, *, store_name: str) -> str:
-    """``source`` rendered as the shopper would see it; raises TemplateRenderError with the reason."""
+    """``source`` rendered as the shopper would see it; raises TemplateRenderError with the reason. Checked as
+    saving checks it: the structure against the text's variables, then every shape of VARIANTS."""
     if key not in SAMPLES:
         raise KeyError(key)
     if not source.strip():
@@ -111,11 +153,11 @@ def preview(session: Session, key: str, source: str, *, store_name: str) -> str:
     if len(source) > MAX_TEXT_LENGTH:
         raise TemplateRenderError(f"no máximo {MAX_TEXT_LENGTH} caracteres")
     base = {"loja": store_name}
-    menu = render_text(source, base) if key == "menu" else _render(session, "menu", base)
-    rendered = render_text(source, {**base, "menu": menu, **SAMPLES[key]})
-    if not rendered.strip():
-        raise TemplateRenderError("o texto ficou vazio")
-    return rendered
+    if key != "menu":  # the menu is rendered with loja only, so it cannot use {{ menu }} itself
+        base["menu"] = _render(session, "menu", base)
+    shapes = validation_shapes(key, base)
+    return validate(source, shapes[0][1], [variables for _, variables in shapes], [label for label, _ in shapes],
+                    empty_message="o texto ficou vazio")
 
 
 def save_override(session: Session, key: str, source: str, *, store_name: str) -> BotText:

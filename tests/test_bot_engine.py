@@ -156,11 +156,17 @@ def test_asking_for_a_person_records_one_handoff(chat, shop, ana, text):
     assert shop.scalar(select(HandoffRequest)).customer_id == ana.id
 
 
-def test_opt_out_is_confirmed_once(chat):
+def test_opt_out_is_confirmed_and_a_second_sair_gets_a_short_answer(chat):
     confirmed = chat("SAIR", consent_transition="opt_out")
     assert "não vai mais receber mensagens automáticas" in confirmed and "VOLTAR" in confirmed
-    assert chat("sair") == ""  # already out: no second confirmation
+    again = chat("sair")  # already out: not silence, a short confirmation
+    assert "já está fora da nossa lista" in again and "VOLTAR" in again and len(again) < 200
     assert "voltou a receber" in chat("VOLTAR", consent_transition="opt_in")
+
+
+def test_an_unsure_opt_out_is_asked_about_once(chat):
+    assert "Responda *SIM*" in chat("para com isso", consent_transition="ask_out")
+    assert "continua com a gente" in chat("não", consent_transition="stay")
 
 
 def test_second_miss_in_a_row_offers_a_person(chat):

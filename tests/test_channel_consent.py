@@ -174,3 +174,80 @@ def test_opted_out_shopper_chatting_does_not_reenter_tracking_after_replies(twil
     run_jobs(twilio_runtime)  # the engine replies to both
     customer = customer_by_phone(session, PHONE)
     assert Tracker(twilio_runtime).due_at(customer.id) is None
+
+
+# --- generous opt-out and the one question (bot.consent; the outside test's examples) ------------------------
+
+OUTSIDE_TEST_OPT_OUTS = ["sairr", "siar", "sai", "SAIR SAIR", "para", "parem", "cancela", "descadastra",
+                         "não quero mais", "stop please", "STOP ALL", "remover", "sair\nobrigado"]
+
+
+@pytest.mark.parametrize("text", OUTSIDE_TEST_OPT_OUTS)
+def test_opt_out_in_any_common_phrasing_is_applied_at_once(twilio_client, twilio_runtime, session, text):
+    make_customer(session)
+    post_inbound(twilio_client, twilio_runtime.settings, body=text)
+    assert customer_by_phone(session, PHONE).opted_out_at is not None, text
+
+
+@pytest.mark.parametrize("text", ["tem saia preta?", "parei de usar tênis", "cancelar pedido 1234",
+                                  "não quero mais o tênis, tira do carrinho"])
+def test_product_questions_that_look_like_opt_outs_stay_product_questions(twilio_client, twilio_runtime, session,
+                                                                          text):
+    make_customer(session)
+    post_inbound(twilio_client, twilio_runtime.settings, body=text)
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is None and customer.opt_out_asked_at is None, text
+
+
+def test_an_unsure_message_asks_once_and_sim_opts_out(twilio_client, twilio_runtime, session, api):
+    make_customer(session)
+    post_inbound(twilio_client, twilio_runtime.settings, body="para com isso")
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is None and customer.opt_out_asked_at is not None
+    # While the question is open nothing automated goes out.
+    held = _automated(session, twilio_runtime, customer)
+    assert held.status is MessageStatus.BLOCKED and held.error_reason == "opt_out_asked"
+    run_jobs(twilio_runtime)
+    assert "Responda *SIM*" in _bodies(api)[-1]
+    post_inbound(twilio_client, twilio_runtime.settings, body="sim")
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is not None and customer.opt_out_asked_at is None
+    run_jobs(twilio_runtime)
+    assert "não vai mais receber" in _bodies(api)[-1]
+
+
+def test_answering_no_or_moving_on_closes_the_question(twilio_client, twilio_runtime, session, api):
+    make_customer(session)
+    post_inbound(twilio_client, twilio_runtime.settings, body="para com isso")
+    post_inbound(twilio_client, twilio_runtime.settings, body="não")
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is None and customer.opt_out_asked_at is None
+    run_jobs(twilio_runtime)
+    assert "continua com a gente" in _bodies(api)[-1]
+    post_inbound(twilio_client, twilio_runtime.settings, body="para com isso")
+    post_inbound(twilio_client, twilio_runtime.settings, body="tem tênis preto 42?")  # moved on
+    customer = customer_by_phone(session, PHONE)
+    assert customer.opted_out_at is None and customer.opt_out_asked_at is None
+    assert _automated(session, twilio_runtime, customer).status is MessageStatus.PENDING
+
+
+def test_sair_again_after_opting_out_gets_a_short_confirmation(twilio_client, twilio_runtime, session, api):
+    make_customer(session)
+    post_inbound(twilio_client, twilio_runtime.settings, body="SAIR")
+    post_inbound(twilio_client, twilio_runtime.settings, body="sair")
+    run_jobs(twilio_runtime)
+    bodies = _bodies(api)
+    assert len(bodies) == 2 and "já está fora da nossa lista" in bodies[1]
+
+
+@pytest.mark.parametrize("text", OUTSIDE_TEST_OPT_OUTS)
+def test_no_recovery_message_after_any_of_the_outside_tests_opt_outs(twilio_client, twilio_runtime, session, text):
+    from recovery.tick import run_tick
+    from tests.recovery_helpers import enable_recovery, recovery_messages
+
+    enable_recovery(session, quiet_start="00:00", quiet_end="00:00")
+    post_inbound(twilio_client, twilio_runtime.settings, body="tem tênis preto 42?")
+    post_inbound(twilio_client, twilio_runtime.settings, body=text)
+    run_jobs(twilio_runtime)
+    run_tick(session, twilio_runtime, now_utc() + timedelta(minutes=15))
+    assert [m for m in recovery_messages(session) if m.status is not MessageStatus.BLOCKED] == []
