@@ -70,7 +70,10 @@ def process_inbound(message_id: int, consent: str | None = None) -> int:
         if replies and not customer.opted_out:
             from recovery import tracker
 
-            tracker.note_interaction(session, runtime, customer.id, now)
+            # The abandonment clock starts when the shopper wrote, as the webhook noted it, not when this job
+            # ran: a job that runs late (behind a queue, after an order event) must not restart the countdown
+            # past a purchase. This only repairs a note the webhook lost (a Redis blip after its commit).
+            tracker.note_interaction(session, runtime, customer.id, message.created_at)
         return len(replies)
 
 

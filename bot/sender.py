@@ -19,20 +19,21 @@ from typing import Protocol
 import requests
 from rq import Retry
 from urllib3.exceptions import NameResolutionError, NewConnectionError
-from sqlalchemy import select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from bot.consent import question_open
 from bot.ratelimit import RateLimiter
 from bot.window import content_variables, in_service_window, template_for
 from core.phones import mask_phone
 from core.queues import enqueue_unique
 from core.runtime import Runtime
 from core.settings import Settings
-from models import Customer, Direction, Message, MessageStatus, utcnow
+from models import Customer, Direction, Message, MessageStatus, Order, OrderStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ RETRY_INTERVALS = [10, 30, 60, 120, 300]  # seconds; RQ's Retry applies them in 
 BLOCKED_OPTED_OUT = "opted_out"
 BLOCKED_OUTSIDE_WINDOW = "outside_24h_window_no_template"
 BLOCKED_NO_VARIABLES = "template_variables_missing"
+BLOCKED_PURCHASED = "purchased"
+BLOCKED_OPT_OUT_ASKED = "opt_out_asked"  # they may have meant "stop": nothing automated until they answer
+
+# A purchase this recent, learnt after an automated message was queued, cancels that message at delivery.
+PURCHASE_LOOKBACK = timedelta(days=7)
 
 
 class ProviderError(Exception):
@@ -157,6 +163,8 @@ def queue_message(
                       created_at=now, updated_at=now)
     if automated and customer.opted_out:
         _block(message, BLOCKED_OPTED_OUT)
+    elif automated and question_open(customer.opt_out_asked_at, now):
+        _block(message, BLOCKED_OPT_OUT_ASKED)
     elif not in_service_window(customer, now):
         template = template_for(session, kind)
         if template is None:
@@ -229,6 +237,10 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     # Re-checked at send time: the shopper may have opted out, or time passed, since it was queued.
     if message.automated and customer.opted_out:
         return _finish_blocked(session, message, BLOCKED_OPTED_OUT)
+    if message.automated and question_open(customer.opt_out_asked_at, now):
+        return _finish_blocked(session, message, BLOCKED_OPT_OUT_ASKED)
+    if message.automated and _bought_since(session, customer.id, message.created_at):
+        return _finish_blocked(session, message, BLOCKED_PURCHASED)
     if message.content_sid is None and not in_service_window(customer, now):
         return _finish_blocked(session, message, BLOCKED_OUTSIDE_WINDOW)
 
@@ -281,6 +293,15 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     apply_early_status(session, runtime, receipt.sid)
     log.info("message %s sent to %s as %s", message.id, mask_phone(customer.phone), receipt.sid)
     return DeliveryResult("sent")
+
+
+def _bought_since(session: Session, customer_id: int, queued_at: datetime) -> bool:
+    """Did we learn of a (recent, live) purchase after this automated message was queued? Its order event may have
+    arrived between the judgement and this delivery, late or out of order: the message is no longer wanted."""
+    return bool(session.scalar(select(exists().where(
+        Order.customer_id == customer_id, Order.status != OrderStatus.CANCELLED,
+        Order.placed_at >= queued_at - PURCHASE_LOOKBACK,
+        or_(Order.received_at >= queued_at, Order.placed_at >= queued_at)))))
 
 
 def _finish_blocked(session: Session, message: Message, reason: str) -> DeliveryResult:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import ZERO, Coupon, CouponKind, CouponRule, Customer
+from models import ZERO, Coupon, CouponKind, CouponRule, Customer, Order, OrderStatus
 
 # Crockford-style alphabet: no 0/O, 1/I/L confusion when a shopper types the code.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -52,54 +53,91 @@ def issue(session: Session, *, rule: CouponRule, customer_id: int, attempt_id: i
     return coupon
 
 
+# Why a code is refused, for machines (``reason``); ``message`` says it to people, in pt-BR.
+OK = "ok"
+NOT_FOUND = "not_found"
+ALREADY_USED = "already_used"
+EXPIRED = "expired"
+DISABLED = "disabled"
+BELOW_MINIMUM = "below_minimum"
+
+
 @dataclass(frozen=True)
 class Verdict:
     valid: bool
     discount: Decimal
     reason: str
+    message: str
     free_shipping: bool = False
 
     def as_json(self) -> dict:
         return {"valid": self.valid, "discount": f"{self.discount.quantize(CENT)}", "reason": self.reason,
-                "free_shipping": self.free_shipping}
+                "message": self.message, "free_shipping": self.free_shipping}
 
 
 def judge(session: Session, *, code: str, phone: str, cart_total: Decimal, now: datetime) -> Verdict:
     """Is this code good for this shopper and cart right now? Uses the rule's current values."""
     coupon = session.scalar(select(Coupon).where(Coupon.code == code.strip().upper()))
     if coupon is None:
-        return Verdict(False, ZERO, "cupom não encontrado")
+        return Verdict(False, ZERO, NOT_FOUND, "cupom não encontrado")
     customer = session.get(Customer, coupon.customer_id)
     if customer is None or customer.phone != phone:
-        return Verdict(False, ZERO, "cupom não encontrado")  # same answer: no hint that the code exists
+        return Verdict(False, ZERO, NOT_FOUND, "cupom não encontrado")  # same answer: no hint that the code exists
     if coupon.redeemed_at is not None:
-        return Verdict(False, ZERO, "cupom já utilizado")
+        return Verdict(False, ZERO, ALREADY_USED, "cupom já utilizado")
     if coupon.expires_at <= now:
-        return Verdict(False, ZERO, "cupom expirado")
+        return Verdict(False, ZERO, EXPIRED, "cupom expirado")
     rule = coupon.rule
     if not rule.active:
-        return Verdict(False, ZERO, "cupom desativado pela loja")
+        return Verdict(False, ZERO, DISABLED, "cupom desativado pela loja")
     if cart_total < rule.min_order:
         from core.templating import brl
 
-        return Verdict(False, ZERO, f"pedido mínimo de {brl(rule.min_order)}")
+        return Verdict(False, ZERO, BELOW_MINIMUM, f"pedido mínimo de {brl(rule.min_order)}")
     if rule.kind is CouponKind.PERCENT:
         discount = (cart_total * rule.value / Decimal(100)).quantize(CENT, rounding=ROUND_HALF_UP)
     elif rule.kind is CouponKind.FIXED:
         discount = min(rule.value, cart_total)
     else:
-        return Verdict(True, ZERO, "frete grátis", free_shipping=True)
-    return Verdict(True, discount, describe(rule))
+        return Verdict(True, ZERO, OK, "frete grátis", free_shipping=True)
+    return Verdict(True, discount, OK, describe(rule))
 
 
-def redeem(session: Session, *, code: str, customer_id: int, order_id: int, now: datetime) -> Coupon | None:
-    """Mark the code used by this order, once. Another shopper's code, or a second order, redeems nothing."""
+# Problems recorded on an order that used one of our codes when it should not have (Order.coupon_problem).
+WRONG_CUSTOMER = "wrong_customer"
+
+
+def redeem(session: Session, *, code: str, customer_id: int, order_id: int, now: datetime) -> str | None:
+    """Mark the code used by this order, once, and say what was wrong, if anything: None (redeemed now, or
+    already by this very order), ``already_used`` (another order won it), ``expired``, ``disabled``,
+    ``wrong_customer`` (another shopper's code). A code we never issued (the shop's own) is no problem of ours.
+
+    The redemption is one conditional UPDATE: of concurrent orders carrying the same code exactly one wins,
+    whatever the isolation level; the others are flagged."""
     coupon = session.scalar(select(Coupon).where(Coupon.code == code.strip().upper()))
-    if coupon is None or coupon.customer_id != customer_id or coupon.redeemed_at is not None:
+    if coupon is None:
         return None
-    coupon.redeemed_at = now
-    coupon.redeemed_order_id = order_id
-    return coupon
+    if coupon.redeemed_order_id == order_id:
+        return None  # the same order again (created, then paid)
+    if coupon.customer_id != customer_id:
+        return WRONG_CUSTOMER
+    # Free, or held by an order that was cancelled since (the shopper may use the code for the order they place
+    # instead).
+    cancelled = select(Order.id).where(Order.status == OrderStatus.CANCELLED)
+    free = or_(Coupon.redeemed_at.is_(None), Coupon.redeemed_order_id.in_(cancelled))
+    won = session.execute(
+        update(Coupon).where(Coupon.id == coupon.id, free)
+        .values(redeemed_at=now, redeemed_order_id=order_id).execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        session.refresh(coupon)
+        return None if coupon.redeemed_order_id == order_id else ALREADY_USED
+    session.refresh(coupon)
+    if coupon.expires_at <= now:
+        return EXPIRED  # redeemed (the shop accepted it), but late
+    if not coupon.rule.active:
+        return DISABLED
+    return None
 
 
 def purge_expired(session: Session, now: datetime, grace: timedelta = timedelta(days=7)) -> int:
@@ -119,17 +157,20 @@ KIND_LABELS = {CouponKind.PERCENT: "Percentual", CouponKind.FIXED: "Valor fixo (
 MAX_FIXED = Decimal("100000")
 
 
+_MONEY_TEXT = re.compile(r"[0-9]{1,9}(?:[.,][0-9]{1,2})?")
+
+
 def _money(raw: str | Decimal | int | None) -> Decimal:
-    """'10', '10,5', '1.234,56' or a Decimal: pt-BR decimal comma accepted."""
+    """'10', '10,5', '1.234,56' or a Decimal: pt-BR decimal comma accepted. Anything else (exponents like 1e309,
+    other digits, more than nine integer digits) is a ValueError the caller reports on the field."""
     if isinstance(raw, (Decimal, int)):
         return Decimal(raw)
     text = (raw or "").strip().replace("R$", "").strip()
     if "," in text:
         text = text.replace(".", "").replace(",", ".")
-    value = Decimal(text)  # InvalidOperation on garbage: the caller reports it on the field
-    if not value.is_finite():
+    if not _MONEY_TEXT.fullmatch(text):
         raise ValueError(text)
-    return value
+    return Decimal(text)
 
 
 def save_rule(session: Session, rule: CouponRule | None, *, name: str, kind: str, value: str | Decimal,

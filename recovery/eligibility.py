@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from bot.consent import question_open
 from bot.window import in_service_window, template_for
 from core.phones import InvalidPhone, normalize_phone
 from models import (
-    AttemptStatus, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Opportunity, OpportunityStatus,
-    Order, OrderStatus, RecoveryAttempt, RecoverySettings,
+    AttemptStatus, Cart, CartItem, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Opportunity,
+    OpportunityStatus, Order, OrderStatus, RecoveryAttempt, RecoverySettings,
 )
 from recovery.config import parse_hhmm
 
@@ -23,6 +24,8 @@ RECOVERY_KIND = "recovery"
 DISABLED = "disabled"
 OPTED_OUT = "opted_out"
 PURCHASED = "purchased"
+RECENT_PURCHASE = "recent_purchase"
+OPT_OUT_ASKED = "opt_out_asked"
 HANDOFF = "handoff"
 FREQUENCY = "frequency_limit"
 COUPON_PAUSE = "recent_coupon_use"
@@ -30,6 +33,42 @@ EXPIRED = "too_old"
 OUTSIDE_WINDOW = "outside_24h_window"
 INVALID_NUMBER = "invalid_number"
 QUIET_HOURS = "quiet_hours"  # deferred, not dropped
+
+
+# A shopper who bought in the week before an interaction is not abandoning anything when they write: they ask
+# where the order is, how to exchange it, or say thanks, for days after buying (Brazilian deliveries take a week
+# or more). Only a new cart started after that order is a new abandonment. A week is also longer than any
+# delay/maximum-age combination, so a purchase always reaches back over the whole abandonment it ended.
+RECENT_PURCHASE_WINDOW = timedelta(days=7)
+
+
+def purchase_block(last_order_at: datetime | None, last_cart_started_at: datetime | None,
+                   interaction_at: datetime) -> str | None:
+    """Why a purchase rules out recovering this interaction, or None.
+
+    ``last_order_at``: the shopper's latest live (not cancelled) order; ``last_cart_started_at``: when their
+    latest cart with items was started (None: none since that order)."""
+    if last_order_at is None:
+        return None
+    if last_order_at >= interaction_at:
+        return PURCHASED
+    if interaction_at - last_order_at > RECENT_PURCHASE_WINDOW:
+        return None
+    if last_cart_started_at is not None and last_cart_started_at > last_order_at:
+        return None  # shopping again after the purchase: a new abandonment
+    return RECENT_PURCHASE
+
+
+def _purchase_block(session: Session, customer_id: int, interaction_at: datetime) -> str | None:
+    last_order = session.scalar(select(Order.placed_at).where(
+        Order.customer_id == customer_id, Order.status != OrderStatus.CANCELLED,
+        Order.placed_at >= interaction_at - RECENT_PURCHASE_WINDOW).order_by(Order.placed_at.desc()).limit(1))
+    if last_order is None:
+        return None
+    cart_started = session.scalar(select(Cart.created_at).where(
+        Cart.customer_id == customer_id, Cart.created_at > last_order,
+        exists().where(CartItem.cart_id == Cart.id)).order_by(Cart.created_at.desc()).limit(1))
+    return purchase_block(last_order, cart_started, interaction_at)
 
 
 @dataclass(frozen=True)
@@ -79,11 +118,11 @@ def judge(session: Session, settings: RecoverySettings, customer: Customer, atte
         return Decision(False, INVALID_NUMBER)
     if now - attempt.interaction_at > timedelta(hours=settings.max_age_hours):
         return Decision(False, EXPIRED)
-    bought = session.scalar(select(exists().where(
-        Order.customer_id == customer.id, Order.placed_at >= attempt.interaction_at,
-        Order.status != OrderStatus.CANCELLED)))
-    if bought:
-        return Decision(False, PURCHASED)
+    bought = _purchase_block(session, customer.id, attempt.interaction_at)
+    if bought is not None:
+        return Decision(False, bought)
+    if question_open(customer.opt_out_asked_at, now):
+        return Decision(False, OPT_OUT_ASKED)  # they may have meant "stop": no marketing until they answer
     asked_for_person = session.scalar(select(exists().where(
         HandoffRequest.customer_id == customer.id,
         HandoffRequest.status.in_([HandoffStatus.OPEN, HandoffStatus.ASSIGNED]))))

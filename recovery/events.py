@@ -472,8 +472,11 @@ def apply_order_event(session: Session, runtime: Runtime, event: OrderEvent, now
             _close_carts(session, customer.id)
             _attribute(session, customer.id, order)
             if event.coupon_code:
-                coupons.redeem(session, code=event.coupon_code, customer_id=customer.id, order_id=order.id,
-                               now=min(event.created_at, now))
+                problem = coupons.redeem(session, code=event.coupon_code, customer_id=customer.id,
+                                         order_id=order.id, now=min(event.created_at, now))
+                if problem is not None:
+                    order.coupon_problem = problem
+                    log.warning("order %s used coupon %s: %s", event.id, event.coupon_code[:6] + "…", problem)
     customer_id = customer.id
     session.commit()
 

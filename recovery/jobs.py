@@ -10,7 +10,7 @@ from core.queues import queue
 from core.runtime import Runtime, get_runtime
 from models import utcnow
 from recovery import coupons
-from recovery.send import process_attempt
+from recovery.send import process_isolated
 from recovery.tick import run_tick
 
 # Judging batches wait behind the deliveries they queue (the `default` queue): a tick with thousands due gets its
@@ -38,13 +38,14 @@ def tick() -> dict:
 
 
 def send_attempts(attempt_ids: list[int]) -> dict:
-    """Judge and send a batch of attempts. Re-running it (RQ retry, a re-queued batch) sends nothing twice."""
+    """Judge and send a batch of attempts. Re-running it (RQ retry, a re-queued batch) sends nothing twice; one
+    attempt that cannot be built is marked failed and the others go on."""
     runtime = get_runtime()
     counts: dict[str, int] = {}
     with runtime.db.session() as session:
         for attempt_id in attempt_ids:
-            outcome = process_attempt(session, runtime, attempt_id, utcnow())
-            key = outcome.reason if outcome.status == "skipped" else outcome.status
+            outcome = process_isolated(session, runtime, attempt_id, utcnow())
+            key = outcome.reason if outcome.status in ("skipped", "failed") else outcome.status
             counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from core.runtime import Runtime
-from models import AttemptStatus, Cart, CartStatus, Customer, Message, Order, OrderStatus, RecoveryAttempt
+from models import AttemptStatus, Cart, CartItem, CartStatus, Customer, Message, Order, OrderStatus, RecoveryAttempt
 from recovery.config import load_settings
+from recovery.eligibility import purchase_block
 from recovery.tracker import Tracker, truncate_ms
 
 INTERACTION_KINDS = ("shopper", "bot")
@@ -72,6 +73,10 @@ def rebuild(session: Session, runtime: Runtime, now: datetime) -> RebuildSummary
             select(Order.customer_id, func.max(Order.placed_at))
             .where(Order.customer_id.in_(chunk), Order.status != OrderStatus.CANCELLED)
             .group_by(Order.customer_id)).all())
+        last_cart = dict(session.execute(
+            select(Cart.customer_id, func.max(Cart.created_at))
+            .where(Cart.customer_id.in_(chunk), exists().where(CartItem.cart_id == Cart.id))
+            .group_by(Cart.customer_id)).all())
         attempts: dict[int, list[RecoveryAttempt]] = {}
         for attempt in session.scalars(select(RecoveryAttempt).where(RecoveryAttempt.customer_id.in_(chunk),
                                                                      RecoveryAttempt.interaction_at >= since)):
@@ -80,9 +85,10 @@ def rebuild(session: Session, runtime: Runtime, now: datetime) -> RebuildSummary
             interaction = truncate_ms(latest[customer_id])
             if customer_id in opted_out:
                 continue
-            ordered_at = last_order.get(customer_id)
-            if ordered_at is not None and _aware(ordered_at) >= interaction:
-                continue
+            ordered_at, cart_at = last_order.get(customer_id), last_cart.get(customer_id)
+            if purchase_block(_aware(ordered_at) if ordered_at else None, _aware(cart_at) if cart_at else None,
+                              interaction) is not None:
+                continue  # the tick would refuse it anyway (recovery.eligibility)
             due = interaction + delay
             done = False
             for attempt in attempts.get(customer_id, []):

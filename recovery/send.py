@@ -12,12 +12,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+import redis
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from bot.sender import queue_message
 from core.phones import mask_phone
 from core.runtime import Runtime
+from core.templating import TemplateRenderError
 from models import AttemptStatus, Cart, CartStatus, CouponRule, Customer, RecoveryAttempt, RecoverySettings
 from recovery import coupons, eligibility
 from recovery.config import coupon_url, load_settings
@@ -29,8 +33,49 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent, skipped, deferred, noop
+    status: str  # sent, skipped, deferred, failed, noop
     reason: str | None = None
+
+
+# Why an attempt could not be built (AttemptStatus.FAILED, reason in skip_reason).
+TEMPLATE_ERROR = "template_error"  # the merchant's message does not render for this shopper's data
+UNEXPECTED_ERROR = "error"  # anything else about this one shopper (logged with the traceback)
+
+# Failures of the infrastructure, not of one shopper: the whole batch is retried later (RQ), nothing is marked.
+TRANSIENT_ERRORS = (OperationalError, DisconnectionError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def process_isolated(session: Session, runtime: Runtime, attempt_id: int, now: datetime) -> Outcome:
+    """`process_attempt`, but one shopper's bad data never stops the others: anything that goes wrong for this
+    attempt alone marks it FAILED with the reason (the dashboard shows it) and the caller goes on with the batch.
+    A database or Redis outage is not this shopper's fault: it propagates, so the batch is retried."""
+    try:
+        return process_attempt(session, runtime, attempt_id, now)
+    except Exception as exc:
+        session.rollback()
+        if _transient(exc):
+            raise
+        log.exception("recovery attempt %s could not be processed", attempt_id)
+        return _mark_failed(session, attempt_id, UNEXPECTED_ERROR)
+
+
+def _mark_failed(session: Session, attempt_id: int, reason: str, detail: str | None = None) -> Outcome:
+    attempt = session.get(RecoveryAttempt, attempt_id)
+    if attempt is None or attempt.status is not AttemptStatus.CLAIMED:
+        session.rollback()
+        return Outcome("noop")
+    attempt.status = AttemptStatus.FAILED
+    attempt.skip_reason = reason
+    session.commit()
+    if detail:
+        log.warning("recovery attempt %s failed: %s (%s)", attempt_id, reason, detail)
+    return Outcome("failed", reason)
 
 
 def choose_variant(settings: RecoverySettings, customer_id: int) -> str:
@@ -102,7 +147,13 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         coupon_expires_at=coupon.expires_at if coupon else None,
         timezone=runtime.settings.store_timezone,
     )
-    body = render_message(template, variables)
+    try:
+        body = render_message(template, variables)
+    except TemplateRenderError as exc:
+        # Refused at save for every shape we know; a stored template that still fails for this shopper's data
+        # fails this attempt only (its coupon is not issued), and the batch goes on.
+        session.rollback()
+        return _mark_failed(session, attempt_id, TEMPLATE_ERROR, exc.message)
     message = queue_message(session, runtime, customer, kind=eligibility.RECOVERY_KIND, body=body, automated=True,
                             now=now, idempotency_key=f"recovery-{attempt.id}",
                             template_values={k: v for k, v in variables.items() if isinstance(v, str)})

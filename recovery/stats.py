@@ -57,7 +57,7 @@ def _day_number(column, bounds: list[datetime]):
 def _empty() -> dict[str, Any]:
     return {
         "attempts": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0, "skipped": 0, "skipped_by_reason": {},
-        "deferred": 0, "recovered_orders": 0, "recovered_revenue": Decimal("0"), "conversion_rate": 0.0,
+        "errors": 0, "errors_by_reason": {}, "deferred": 0, "recovered_orders": 0, "recovered_revenue": Decimal("0"), "conversion_rate": 0.0,
         "coupons_issued": 0, "coupons_redeemed": 0,
     }
 
@@ -68,6 +68,7 @@ def _finish(metrics: dict[str, Any]) -> dict[str, Any]:
     metrics["conversion_rate"] = float(rate)
     metrics["recovered_revenue"] = f"{Decimal(metrics['recovered_revenue']).quantize(CENT, ROUND_HALF_UP)}"
     metrics["skipped_by_reason"] = dict(sorted(metrics["skipped_by_reason"].items()))
+    metrics["errors_by_reason"] = dict(sorted(metrics["errors_by_reason"].items()))
     return metrics
 
 
@@ -107,6 +108,11 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
                 m["skipped"] += count
                 key = reason or "unknown"
                 m["skipped_by_reason"][key] = m["skipped_by_reason"].get(key, 0) + count
+            elif status is AttemptStatus.FAILED:
+                # Could not be built for this shopper (e.g. the template fails on their data): not a refusal.
+                m["errors"] += count
+                key = reason or "unknown"
+                m["errors_by_reason"][key] = m["errors_by_reason"].get(key, 0) + count
             elif status is AttemptStatus.DEFERRED:
                 m["deferred"] += count
 
@@ -168,6 +174,7 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
         "from": start.isoformat(),
         "to": end.isoformat(),
         "timezone": tz.key,
+        "coupon_problems": coupon_problems(session, low, high),
         "totals": _finish(totals),
         "by_day": [{"date": d.isoformat(), **_finish(m)} for d, m in zip(days, by_day)],
         "by_variant": {v: _finish(m) for v, m in by_variant.items()},
@@ -175,6 +182,26 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
             {"rule_id": e["rule_id"], "rule_name": e.get("rule_name"), "issued": e["issued"], "redeemed": e["redeemed"]}
             for _, e in sorted(coupons.items())
         ],
+    }
+
+
+COUPON_PROBLEM_LIST = 20
+
+
+def coupon_problems(session: Session, low: datetime, high: datetime) -> dict[str, Any]:
+    """Orders placed in [low, high) that used one of our codes when they should not have: a code already redeemed
+    by another order (double spend), expired, disabled, or another shopper's. The shop accepted them; these are
+    the ones to look at."""
+    flagged = (Order.coupon_problem.is_not(None), Order.placed_at >= low, Order.placed_at < high)
+    by_problem = dict(session.execute(select(Order.coupon_problem, func.count()).where(*flagged)
+                                      .group_by(Order.coupon_problem)).all())
+    latest = session.scalars(select(Order).where(*flagged).order_by(Order.placed_at.desc(), Order.id.desc())
+                             .limit(COUPON_PROBLEM_LIST))
+    return {
+        "count": sum(by_problem.values()),
+        "by_problem": dict(sorted(by_problem.items())),
+        "orders": [{"order": o.external_id, "coupon_code": o.coupon_code, "problem": o.coupon_problem,
+                    "total": f"{o.total.quantize(CENT)}", "placed_at": o.placed_at.isoformat()} for o in latest],
     }
 
 

@@ -40,10 +40,12 @@ class TickSummary:
     skipped: Counter = field(default_factory=Counter)
     deferred: int = 0
     requeued: int = 0
+    failed: Counter = field(default_factory=Counter)
 
     def as_json(self) -> dict:
         return {"claimed": self.claimed, "attempts": self.attempts, "sent": self.sent, "deferred": self.deferred,
-                "skipped": dict(sorted(self.skipped.items())), "requeued": self.requeued}
+                "skipped": dict(sorted(self.skipped.items())), "failed": dict(sorted(self.failed.items())),
+                "requeued": self.requeued}
 
 
 def record_attempts(session: Session, claims: list[Claim], now: datetime) -> list[int]:
@@ -77,7 +79,7 @@ def run_tick(session: Session, runtime: Runtime, now: datetime, *,
              dispatch: Callable[[list[int]], None] | None = None, batch: int = CLAIM_BATCH) -> TickSummary:
     """Claim everything due at ``now`` and judge it, inline (``dispatch`` None: the CLI) or by handing each
     chunk of attempt ids to ``dispatch`` (the scheduled tick enqueues RQ jobs)."""
-    from recovery.send import process_attempt
+    from recovery.send import process_isolated
 
     tracker = Tracker(runtime)
     summary = TickSummary()
@@ -89,13 +91,15 @@ def run_tick(session: Session, runtime: Runtime, now: datetime, *,
                 dispatch(ids[start:start + SEND_BATCH])
             return
         for attempt_id in ids:
-            outcome = process_attempt(session, runtime, attempt_id, now)
+            outcome = process_isolated(session, runtime, attempt_id, now)
             if outcome.status == "sent":
                 summary.sent += 1
             elif outcome.status == "deferred":
                 summary.deferred += 1
             elif outcome.status == "skipped":
                 summary.skipped[outcome.reason] += 1
+            elif outcome.status == "failed":
+                summary.failed[outcome.reason] += 1
 
     stuck = list(session.scalars(select(RecoveryAttempt.id).where(
         RecoveryAttempt.status == AttemptStatus.CLAIMED, RecoveryAttempt.updated_at < now - STALE_ATTEMPT)))

@@ -220,7 +220,7 @@ def validate(client, code="VOLTA-ABCDEFGHJK", phone=PHONE, cart_total="159.80", 
 def test_a_valid_coupon(client, coupon):
     response = validate(client)
     assert response.status_code == 200
-    assert response.get_json() == {"valid": True, "discount": "15.98", "reason": "10% de desconto",
+    assert response.get_json() == {"valid": True, "discount": "15.98", "reason": "ok", "message": "10% de desconto",
                                    "free_shipping": False}
 
 
@@ -232,28 +232,30 @@ def test_code_and_phone_are_normalised(client, coupon):
 def test_wrong_phone_looks_like_an_unknown_code(client, coupon):
     wrong = validate(client, phone="+5521988887777").get_json()
     unknown = validate(client, code="VOLTA-ZZZZZZZZZZ").get_json()
-    assert wrong == unknown == {"valid": False, "discount": "0.00", "reason": "cupom não encontrado",
-                                "free_shipping": False}
+    assert wrong == unknown == {"valid": False, "discount": "0.00", "reason": "not_found",
+                                "message": "cupom não encontrado", "free_shipping": False}
 
 
 def test_expired_coupon(client, session, coupon):
     coupon.expires_at = utcnow() - timedelta(minutes=1)
     session.commit()
-    assert validate(client).get_json()["reason"] == "cupom expirado"
+    body = validate(client).get_json()
+    assert body["reason"] == "expired" and body["message"] == "cupom expirado"
 
 
 def test_already_redeemed_coupon(client, session, coupon):
     coupon.redeemed_at = utcnow() - timedelta(minutes=5)
     session.commit()
     body = validate(client).get_json()
-    assert body["valid"] is False and body["reason"] == "cupom já utilizado"
+    assert body["valid"] is False and body["reason"] == "already_used" and body["message"] == "cupom já utilizado"
 
 
 def test_minimum_order(client, session, coupon):
     coupon.rule.min_order = Decimal("200.00")
     session.commit()
     body = validate(client, cart_total="199.99").get_json()
-    assert body["valid"] is False and "pedido mínimo" in body["reason"] and "200,00" in body["reason"]
+    assert body["valid"] is False and body["reason"] == "below_minimum"
+    assert "pedido mínimo" in body["message"] and "200,00" in body["message"]
     assert validate(client, cart_total="200.00").get_json()["valid"] is True
 
 
@@ -267,15 +269,15 @@ def test_the_rule_as_it_stands_now_applies(client, session, coupon):
     assert validate(client).get_json()["discount"] == "25.00"
     coupon.rule.kind = CouponKind.FREE_SHIPPING
     session.commit()
-    assert validate(client).get_json() == {"valid": True, "discount": "0.00", "reason": "frete grátis",
-                                           "free_shipping": True}
+    assert validate(client).get_json() == {"valid": True, "discount": "0.00", "reason": "ok",
+                                           "message": "frete grátis", "free_shipping": True}
 
 
 def test_deactivated_rule(client, session, coupon):
     coupon.rule.active = False
     session.commit()
     body = validate(client).get_json()
-    assert body["valid"] is False and body["reason"] == "cupom desativado pela loja"
+    assert body["valid"] is False and body["reason"] == "disabled" and body["message"] == "cupom desativado pela loja"
 
 
 @pytest.mark.parametrize("body,field", [

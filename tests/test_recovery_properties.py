@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from models import Order, OrderStatus, RecoveryAttempt
-from recovery.eligibility import quiet_hours_end
+from recovery.eligibility import RECENT_PURCHASE_WINDOW, quiet_hours_end
 from recovery.config import load_settings
 from recovery.tick import run_tick
 from recovery.tracker import forget, note_interaction
@@ -89,7 +89,9 @@ def run_timeline(runtime, session, events, start):
                 if quiet_hours_end(settings_row, when, tz) is not None:
                     continue  # deferred: only the safety properties are checked for it
                 pending.pop(j)
-                if customers[j].opted_out_at is not None or any(t >= interaction for t in orders[j]):
+                # Any order of these three-hour timelines is within the week before the interaction or after it,
+                # and nobody starts a cart here: a purchase rules the shopper out (recovery.eligibility).
+                if customers[j].opted_out_at is not None or orders[j]:
                     continue
                 in_window = customers[j].last_inbound_at and when - customers[j].last_inbound_at < timedelta(hours=24)
                 recent = any(when - t < FREQUENCY for t in sent_at[j])
@@ -117,7 +119,8 @@ def check_safety(session, customers, opted_out, orders, tz, settings_row):
         assert not (state and state[-1]), "message to an opted-out shopper"
         assert quiet_hours_end(settings_row, m.created_at, tz) is None, "message in quiet hours"
         attempt = session.scalar(select(RecoveryAttempt).where(RecoveryAttempt.message_id == m.id))
-        assert not any(attempt.interaction_at <= t <= m.created_at for t in orders[i]), "message after a purchase"
+        assert not any(attempt.interaction_at - RECENT_PURCHASE_WINDOW <= t <= m.created_at for t in orders[i]), \
+            "message after a purchase, or to a shopper who had just bought"
     for times in by_customer.values():
         times.sort()
         assert all(b - a >= FREQUENCY for a, b in zip(times, times[1:])), "inside the frequency window"

@@ -101,7 +101,7 @@ def data(session) -> dict:
 
 def metrics(**values) -> dict:
     base = {"attempts": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0, "skipped": 0, "skipped_by_reason": {},
-            "deferred": 0, "recovered_orders": 0, "recovered_revenue": "0.00", "conversion_rate": 0.0,
+            "errors": 0, "errors_by_reason": {}, "deferred": 0, "recovered_orders": 0, "recovered_revenue": "0.00", "conversion_rate": 0.0,
             "coupons_issued": 0, "coupons_redeemed": 0}
     return {**base, **values}
 

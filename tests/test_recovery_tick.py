@@ -102,7 +102,8 @@ def test_tick_summary_cli_prints_one_json_line(app, runtime, session):
     result = app.test_cli_runner().invoke(args=["recovery", "tick", "--now", "2026-11-24T15:10:00-03:00"])
     assert result.exit_code == 0, result.output
     (line,) = [l for l in result.output.splitlines() if l.startswith("{")]
-    assert json.loads(line) == {"attempts": 1, "claimed": 1, "deferred": 0, "requeued": 0, "sent": 1, "skipped": {}}
+    assert json.loads(line) == {"attempts": 1, "claimed": 1, "deferred": 0, "failed": {}, "requeued": 0, "sent": 1,
+                                "skipped": {}}
     bad = app.test_cli_runner().invoke(args=["recovery", "tick", "--now", "ontem"])
     assert bad.exit_code != 0 and "--now" in bad.output
 
