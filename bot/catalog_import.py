@@ -325,9 +325,24 @@ class _LineCounter:
         return self.line
 
 
+MAX_JSON_NUMBER_DIGITS = 30  # a price or an attribute; beyond this it is not a number a shop means
+
+
+def _parse_json_number(text: str) -> Decimal | int:
+    digits = sum(c.isdigit() for c in text)
+    if digits > MAX_JSON_NUMBER_DIGITS:
+        raise _NumberTooLong(text)
+    return Decimal(text) if any(c in text for c in ".eE") else int(text)
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
 def _json_rows(text: str) -> list[_RawRow]:
-    # parse_float=Decimal: a price written as 299.90 is never a float.
-    decoder = json.JSONDecoder(parse_float=Decimal)
+    # Numbers as Decimal: a price written as 299.90 is never a float; and a 5 000-digit number is refused before
+    # Python's own limit (4 300 digits) raises out of the parser.
+    decoder = json.JSONDecoder(parse_float=_parse_json_number, parse_int=_parse_json_number)
     lines = _LineCounter(text)
 
     def syntax_error(offset: int, message: str) -> CatalogImportError:
@@ -337,6 +352,18 @@ def _json_rows(text: str) -> list[_RawRow]:
         return CatalogImportError([RowError(exc.lineno, FILE_FIELD, f"JSON inválido: {_json_message(exc.msg)} "
                                                                    f"(coluna {exc.colno})")])
 
+    try:
+        return _decode_rows(text, decoder, lines, syntax_error, decode_error)
+    except RecursionError:
+        raise CatalogImportError([RowError(1, FILE_FIELD, "JSON aninhado demais: cada produto deve ser um objeto "
+                                                          "simples, com listas só nos atributos")]) from None
+    except _NumberTooLong as exc:
+        position = text.find(str(exc)[:40])
+        raise syntax_error(max(position, 0), f"número longo demais (mais de {MAX_JSON_NUMBER_DIGITS} dígitos)") \
+            from None
+
+
+def _decode_rows(text, decoder, lines, syntax_error, decode_error) -> list[_RawRow]:
     pos = _JSON_WS.match(text, 0).end()
     if pos >= len(text) or text[pos] != "[":
         if pos < len(text) and text[pos] == "{":

@@ -9,14 +9,27 @@ import secrets
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 200  # scrypt hashes any length, but a megabyte "password" is an attack on CPU, not a password
+
+
+def _dummy_hash() -> str:
+    return generate_password_hash("not-a-password", method="scrypt")
 
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
+_DUMMY_HASH: list[str] = []
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the account exists: an unknown e-mail still costs one scrypt check, so the
+    answer's timing does not tell which e-mails have accounts."""
     if not password_hash:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(_dummy_hash())
+        check_password_hash(_DUMMY_HASH[0], password)
         return False
     return check_password_hash(password_hash, password)
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.inbound import upsert_customer
+from core.inputs import InputError, parse_moment
 from core.phones import InvalidPhone, normalize_phone
 from core.templating import TemplateRenderError
+from crm import access
 from crm.opportunities import BEHAVIOR_REASONS, PRIORITIES, Created, create
 from crm.profile import validate_suggestion
-from models import OpportunityStatus, OpportunityType, User
+from models import Customer, OpportunityStatus, OpportunityType, User
 
 MAX_ROWS = 5000
 CSV_COLUMNS = ("phone", "name", "type", "reason", "campaign", "message", "deadline", "priority", "skus")
@@ -109,16 +112,12 @@ def parse_row(row: Any, line: int, now: datetime) -> tuple[Spec | None, list[Row
     raw_deadline = _text(row, "deadline", line, errors)
     if raw_deadline:
         try:
-            deadline = datetime.fromisoformat(raw_deadline)
-        except ValueError:
-            errors.append(RowError(line, "deadline", "use ISO 8601 com fuso, ex. 2026-12-01T18:00:00-03:00"))
+            deadline = parse_moment(raw_deadline, "deadline")
+        except InputError as exc:
+            errors.append(RowError(line, "deadline", exc.message))
         else:
-            if deadline.tzinfo is None:
-                errors.append(RowError(line, "deadline", "informe o fuso horário, ex. -03:00"))
-            elif deadline <= now:
+            if deadline <= now:
                 errors.append(RowError(line, "deadline", "o prazo já passou"))
-            else:
-                deadline = deadline.astimezone(timezone.utc)
     priority_name = (_text(row, "priority", line, errors) or "normal").lower()
     if priority_name not in PRIORITIES:
         errors.append(RowError(line, "priority", "use low, normal ou high"))
@@ -128,10 +127,11 @@ def parse_row(row: Any, line: int, now: datetime) -> tuple[Spec | None, list[Row
     if not isinstance(skus, list) or not all(isinstance(s, str) and 0 < len(s) <= 64 for s in skus) or len(skus) > 20:
         errors.append(RowError(line, "recommended_skus", "lista de até 20 SKUs"))
         skus = []
+    name = _text(row, "name", line, errors)
     if errors:
         return None, errors
     default_reason = {"manual": "manual", "segment": "campaign"}.get(kind, "")
-    return Spec(line, phone, _text(row, "name", line, []), ALLOWED_TYPES[kind], reason or default_reason, campaign,
+    return Spec(line, phone, name, ALLOWED_TYPES[kind], reason or default_reason, campaign,
                 message, deadline, PRIORITIES[priority_name], skus), []
 
 
@@ -181,9 +181,22 @@ def parse_rows(rows, now: datetime, *, first_line: int = 1) -> list[Spec]:
 
 
 def create_all(session: Session, specs: list[Spec], actor: User, now: datetime) -> list[tuple[Spec, Created]]:
+    """Create every opportunity, or none: a user confined to a branch may not reach a customer of another one
+    (refused by line, before anything is written); the customers they add are their branch's."""
+    branch = access.branch_of(actor)
+    if branch is not None:
+        phones = sorted({spec.phone for spec in specs})
+        visible = set(session.scalars(select(Customer.phone).where(
+            Customer.phone.in_(phones), access.customer_clause(session, actor))))
+        known = set(session.scalars(select(Customer.phone).where(Customer.phone.in_(phones))))
+        foreign = [spec for spec in specs if spec.phone in known and spec.phone not in visible]
+        if foreign:
+            raise IntakeInvalid([RowError(spec.line, "phone", "cliente atendido por outra loja") for spec in foreign])
     outcomes = []
     for spec in specs:
         customer = upsert_customer(session, spec.phone, spec.name)
+        if branch is not None and customer.store_id is None and customer.owner_seller_id is None:
+            customer.store_id = branch
         outcomes.append((spec, create(session, customer, type=spec.type, reason=spec.reason, now=now,
                                       priority=spec.priority, actor=actor, campaign=spec.campaign,
                                       message=spec.message, deadline=spec.deadline, recommended_skus=spec.skus)))

@@ -61,7 +61,7 @@ def test_every_console_page_declares_its_roles_and_sends_strangers_to_login(app,
     rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("console.")]
     assert len(rules) >= 15
     for rule in rules:
-        assert getattr(app.view_functions[rule.endpoint], "required_roles", None), f"{rule.endpoint} has no role check"
+        assert getattr(app.view_functions[rule.endpoint], "required_action", None), f"{rule.endpoint} has no access check"
         url = re.sub(r"<id:\w+>", "1", rule.rule).replace("<key>", "greeting")
         method = "POST" if "GET" not in rule.methods else "GET"
         response = client.open(url, method=method)
@@ -77,7 +77,7 @@ PUBLIC_ENDPOINTS = {"static", "index", "auth.login", "auth.logout"}
 def test_every_route_of_the_app_is_a_role_checked_page_or_knowingly_public(app):
     unchecked = [rule.rule for rule in app.url_map.iter_rules()
                  if rule.endpoint not in PUBLIC_ENDPOINTS and rule.endpoint.split(".")[0] not in NOT_SESSION_PAGES
-                 and not getattr(app.view_functions[rule.endpoint], "required_roles", None)]
+                 and not getattr(app.view_functions[rule.endpoint], "required_action", None)]
     assert unchecked == []
 
 
@@ -483,8 +483,8 @@ def test_only_configuring_roles_may_import_the_catalog(client, session, people):
 
 
 def test_conversations_list_thread_ticks_and_opt_out_list(client, session, people):
-    ana = Customer(phone="+5511999990001", name="Ana Souza", tags=[])
-    bia = Customer(phone="+5521999990002", name="Bia Lima", tags=[], opted_out_at=utcnow())
+    ana = Customer(phone="+5511999990001", name="Ana Souza", ddd="11", tags=[])
+    bia = Customer(phone="+5521999990002", name="Bia Lima", ddd="21", tags=[], opted_out_at=utcnow())
     session.add_all([ana, bia])
     session.flush()
     session.add_all([
@@ -498,7 +498,13 @@ def test_conversations_list_thread_ticks_and_opt_out_list(client, session, peopl
                 status=MessageStatus.RECEIVED, created_at=utc(20, 14)),
     ])
     session.commit()
-    login(client, "apoio")
+    login(client, "apoio")  # the São Paulo branch's back office: only its customers (DDD 11), not Rio's Bia
+    branch_listing = text(client.get("/console/conversas"))
+    assert "Ana Souza" in branch_listing and "Bia Lima" not in branch_listing
+    assert client.get(f"/console/conversas/{bia.id}").status_code == 404
+    assert "+5521999990002" not in text(client.get("/console/descadastros"))
+    client.post("/sair")
+    login(client, "dona")
     listing = text(client.get("/console/conversas"))
     assert listing.index("Bia Lima") < listing.index("Ana Souza")  # latest conversation first
     assert "Cliente: SAIR" in listing and "Encontrei 2 opções" in listing and "Lida" in listing

@@ -26,11 +26,17 @@ def inbound_params(phone="+5511999990001", body="oi", sid="SM" + "a" * 32, name=
     }
 
 
-def add_customer(session, phone: str, name: str = "Cliente") -> Customer:
-    customer = Customer(phone=phone, name=name, tags=[])
+def add_customer(session, phone: str, name: str = "Cliente", simulated: bool = True) -> Customer:
+    customer = Customer(phone=phone, name=name, tags=[], simulated=simulated)
     session.add(customer)
     session.flush()
     return customer
+
+
+def claim(client, phone: str) -> None:
+    """Sign a message for ``phone`` as the simulator page does: the phone becomes this browser's to read."""
+    response = client.post("/simulator/sign", json={"params": inbound_params(phone=phone)})
+    assert response.status_code == 200, response.get_json()
 
 
 def add_message(session, customer: Customer, *, direction=Direction.INBOUND, body="oi", status=MessageStatus.RECEIVED,
@@ -132,6 +138,8 @@ def test_messages_of_one_customer_in_order_and_after_an_id(sim_client, session):
     recovery = add_message(session, ana, direction=Direction.OUTBOUND, kind="recovery", body="Seu carrinho <b>",
                            status=MessageStatus.BLOCKED, error_reason="opted_out", minutes=3)
     session.commit()
+    claim(sim_client, "+5511999990001")
+    claim(sim_client, "+5521988887777")
 
     everything = sim_client.get("/simulator/messages?phone=%2B5511999990001")
     assert everything.status_code == 200
@@ -167,6 +175,7 @@ def test_messages_bad_query(sim_client, query, field):
 
 def test_messages_are_capped_at_200_per_answer(sim_client, session):
     ana = add_customer(session, "+5511999990001")
+    claim(sim_client, "+5511999990001")
     ids = [add_message(session, ana, body=f"m{i}", minutes=i).id for i in range(205)]
     session.commit()
     page = sim_client.get("/simulator/messages", query_string={"phone": "+5511999990001"}).get_json()["messages"]

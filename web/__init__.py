@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from core.inputs import InputError
 from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,25 @@ def init_app(app: Flask) -> None:
             return render_template("pages/error.html", title=title, message=message), exc.code
         return exc  # redirects (e.g. /console -> /console/) and the rest keep Werkzeug's response
 
+    @app.before_request
+    def _refuse_nul_characters():
+        # No person types a NUL, and PostgreSQL cannot store one: refuse it in any query or form value at the door
+        # (400 naming the field) rather than in each view. Webhooks check their signature first, then their form.
+        if request.blueprint in ("webhooks", "store_webhooks"):
+            return
+        for source in (request.args, request.form):
+            for key, value in source.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    raise InputError(key.replace("\x00", "")[:40] or "?", "contém um caractere inválido (NUL)")
+
+    @app.errorhandler(InputError)
+    def _bad_input(exc: InputError):
+        # A parameter or field that cannot be used: the field and why, never a 500.
+        if _wants_json():
+            return jsonify(error="invalid parameters", fields={exc.field: exc.message}), 400
+        return render_template("pages/error.html", title="Valor inválido",
+                               message=f"O campo “{exc.field}” não pôde ser usado: {exc.message}."), 400
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -122,6 +142,10 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
                                         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
             response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.endpoint != "static":
+            # Pages and answers carry personal data (conversations, phones, results): no browser or proxy keeps
+            # a copy, and the back button after /sair does not show them again.
+            response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
+from core.inputs import InputError, parse_day
 from core.phones import InvalidPhone, normalize_phone
-from models import Role, utcnow
+from crm.access import Action
+from models import utcnow
 from recovery.config import SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.coupons import judge
 from recovery.stats import recovery_stats
-from web import dates, db_session, limits, runtime
-from web.api_auth import api_roles
+from web import db_session, limits, runtime
+from web.api_auth import api_allowed
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-SETTINGS_ROLES = (Role.ADMIN, Role.MANAGER)
-STATS_ROLES = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
-
 DEFAULT_STATS_DAYS = 30
 MAX_STATS_DAYS = 366
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 COUPON_RATE_LIMIT = 60  # requests per client IP
 COUPON_RATE_WINDOW = 60  # seconds
@@ -55,14 +53,15 @@ def _json_body():
 
 # --- settings ------------------------------------------------------------------------------------------
 
+# The recoverer's settings apply to the whole brand: admins and brand managers only (the console's rule too).
 @bp.get("/recovery/settings")
-@api_roles(*SETTINGS_ROLES)
+@api_allowed(Action.CONFIGURE_BRAND)
 def get_settings():
     return jsonify(as_dict(load_settings(db_session())))
 
 
 @bp.put("/recovery/settings")
-@api_roles(*SETTINGS_ROLES)
+@api_allowed(Action.CONFIGURE_BRAND)
 def put_settings():
     changes = _json_body()
     if not isinstance(changes, dict):
@@ -105,30 +104,20 @@ def _encodable(text: str) -> bool:
 
 # --- stats ---------------------------------------------------------------------------------------------
 
-def _parse_day(name: str) -> tuple[date | None, str | None]:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None, None
-    if not ISO_DATE.fullmatch(raw):
-        return None, "use o formato AAAA-MM-DD"
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        return None, "data inválida"
-    if not dates.supported(day):
-        return None, f"use uma data entre {dates.EARLIEST_DAY.isoformat()} e {dates.LATEST_DAY.isoformat()}"
-    return day, None
-
-
 @bp.get("/recovery/stats")
-@api_roles(*STATS_ROLES)
+@api_allowed(Action.READ_DASHBOARD)
 def get_stats():
     tz = runtime().settings.store_timezone
-    start, start_error = _parse_day("from")
-    end, end_error = _parse_day("to")
-    errors = {k: v for k, v in (("from", start_error), ("to", end_error)) if v}
+    errors = {}
+    bounds = {}
+    for name in ("from", "to"):
+        try:
+            bounds[name] = parse_day(request.args.get(name), name)
+        except InputError as exc:
+            errors[name] = exc.message
     if errors:
         return _bad("invalid parameters", errors)
+    start, end = bounds["from"], bounds["to"]
     # Defaults: `to` is today (store time), `from` is 30 days before `to` (both inclusive).
     if end is None:
         end = utcnow().astimezone(tz).date()

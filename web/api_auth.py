@@ -1,5 +1,5 @@
-"""Bearer-token authentication and role checks for the JSON API. 401 without a valid token, 403 for a role
-that may not."""
+"""Bearer-token authentication and access checks for the JSON API (the same rules as the pages: crm.access).
+401 without a valid token, 403 for a user whose kind may not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from flask import abort, g, request
 from sqlalchemy import select
 
 from core.security import hash_token
-from models import ApiToken, Role, User, utcnow
+from crm.access import Action, may
+from models import ApiToken, User, utcnow
 from web import db_session
 
 
@@ -28,8 +29,9 @@ def _user_from_bearer() -> User | None:
     return row.user
 
 
-def api_roles(*roles: Role):
-    """Decorate an API view: the caller must present a token of an active user with one of ``roles``."""
+def api_allowed(action: Action):
+    """Decorate an API view: the caller must present a token of an active user who may ``action``. Row scope is
+    the view's job, through crm.access."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -37,11 +39,12 @@ def api_roles(*roles: Role):
             user = _user_from_bearer()
             if user is None:
                 abort(401, description="token de API ausente ou inválido (Authorization: Bearer TOKEN)")
-            if user.role not in roles:
+            if not may(user, action):
                 abort(403, description="seu papel não permite este recurso")
             g.api_user = user
             return view(*args, **kwargs)
 
+        wrapper.required_action = action
         return wrapper
 
     return decorator

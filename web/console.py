@@ -10,7 +10,6 @@ back office read the dashboard, conversations and catalog.
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from datetime import date
 from decimal import Decimal
@@ -22,21 +21,22 @@ from sqlalchemy import func, or_, select
 
 from bot import faq, texts
 from bot.catalog_import import CatalogImportError, import_catalog
+from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
-from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Role
+from crm import access
+from crm.access import Action, may
+from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product
 from recovery import coupons
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.messages import VARIABLES, sample_variables, validate_template
 from recovery.stats import funnel, recovery_stats
 from web import charts, db_session, runtime
-from web.auth import roles_required
+from web.auth import allowed
 from web.formatting import LABELS
 from web.seller import requested_days
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
-CONFIGURE = (Role.ADMIN, Role.MANAGER)
-READ = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
 PAGE_SIZE = 50
 # The settings page's fields (the message texts have their own page).
 SETTINGS_FORM = ("enabled", "delay_minutes", "coupon_rule_id", "coupon_validity_hours", "frequency_count",
@@ -48,32 +48,22 @@ FUNNEL_LABELS = {"tracked": "Acompanhados", "due": "Prazo vencido", "sent": "Env
                  "read": "Lidas", "recovered": "Recuperados"}
 
 
-def brand_wide(view):
-    """After the role check: a manager bound to one branch may not change what applies to the whole brand."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_user.role is Role.MANAGER and current_user.store_id is not None:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _may_configure() -> bool:
-    return current_user.role is Role.ADMIN or (current_user.role is Role.MANAGER and current_user.store_id is None)
-
-
 @bp.app_context_processor
 def _console_flags():
-    return {"may_configure": current_user.is_authenticated and _may_configure()}
+    signed_in = current_user.is_authenticated
+    return {"may_configure": signed_in and may(current_user, Action.CONFIGURE_BRAND),
+            "may_manage_people": signed_in and may(current_user, Action.MANAGE_PEOPLE)}
+
+
+def _page() -> int:
+    return parse_page(request.args.get("pagina"), "pagina")
 
 
 # --- dashboard ---------------------------------------------------------------------------------------------
 
 
 @bp.get("/")
-@roles_required(*READ)
+@allowed(Action.READ_DASHBOARD)
 def dashboard():
     session = db_session()
     tz = runtime().settings.store_timezone
@@ -85,6 +75,7 @@ def dashboard():
     variants = [(f"Variante {v}", m["sent"], m["recovered_orders"], m["conversion_rate"])
                 for v, m in stats["by_variant"].items() if v == "A" or m["attempts"]]
     reasons = sorted(((LABELS.get(r, r), n) for r, n in totals["skipped_by_reason"].items()), key=lambda x: -x[1])
+    errors = sorted(((r, LABELS.get(r, r), n) for r, n in totals["errors_by_reason"].items()), key=lambda x: -x[2])
     figures = {
         "funnel": charts.funnel_chart(steps),
         "revenue": charts.revenue_chart(days),
@@ -92,7 +83,8 @@ def dashboard():
         "skipped": charts.skipped_chart(reasons) if reasons else None,
     }
     return render_template("pages/console/dashboard.html", first=first.isoformat(), last=last.isoformat(),
-                           totals=totals, steps=steps, days=days, variants=variants, reasons=reasons,
+                           totals=totals, steps=steps, days=days, variants=variants, reasons=reasons, errors=errors,
+                           coupon_problems=stats["coupon_problems"],
                            coupons=stats["coupons"], figures=figures, settings=load_settings(session))
 
 
@@ -116,12 +108,20 @@ def _form_changes(names: tuple[str, ...]) -> dict:
             changes[name] = raw in ("on", "1", "true")
         elif kind == "rule":
             raw = (raw or "").strip()
-            changes[name] = None if not raw else int(raw) if raw.isdigit() and len(raw) < 10 else raw
+            changes[name] = None if not raw else _rule_id_or_text(raw)
         elif kind == "text" and FIELDS[name].nullable:
             changes[name] = raw if raw is not None else None
         else:
             changes[name] = (raw or "").strip() if kind != "text" else (raw or "")
     return changes
+
+
+def _rule_id_or_text(raw: str) -> int | str:
+    """A coupon rule's id, or the text as typed so recovery.config reports it on the field."""
+    try:
+        return parse_id(raw, "coupon_rule_id")
+    except InputError:
+        return raw
 
 
 def _save_settings(names: tuple[str, ...]) -> tuple[dict, dict[str, str]]:
@@ -140,8 +140,7 @@ def _save_settings(names: tuple[str, ...]) -> tuple[dict, dict[str, str]]:
 
 
 @bp.route("/recuperacao", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def recovery_settings():
     session = db_session()
     errors, values = {}, as_dict(load_settings(session))
@@ -165,8 +164,7 @@ def _duration(seconds: int) -> str:
 
 
 @bp.route("/recuperacao/mensagem", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def recovery_message():
     session = db_session()
     errors, values = {}, as_dict(load_settings(session))
@@ -198,8 +196,7 @@ def _preview_recovery(source: str) -> tuple[str, str | None]:
 
 
 @bp.post("/recuperacao/previa")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def recovery_preview():
     source = request.form.get("template", "")
     if not source.strip() and request.form.get("optional"):
@@ -218,8 +215,7 @@ def _rule_values() -> dict:
 
 
 @bp.route("/cupons", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def coupon_rules():
     session = db_session()
     errors = {}
@@ -248,8 +244,7 @@ def _rule_or_404(rule_id: int) -> CouponRule:
 
 
 @bp.route("/cupons/<id:rule_id>", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def coupon_rule(rule_id: int):
     session = db_session()
     rule = _rule_or_404(rule_id)
@@ -270,8 +265,7 @@ def coupon_rule(rule_id: int):
 
 
 @bp.post("/cupons/<id:rule_id>/status")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def coupon_rule_status(rule_id: int):
     session = db_session()
     rule = _rule_or_404(rule_id)
@@ -286,8 +280,7 @@ def coupon_rule_status(rule_id: int):
 
 
 @bp.get("/robo")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def bot():
     session = db_session()
     rows = [(key, texts.description(key), texts.current_source(session, key)[1]) for key in texts.available_keys()]
@@ -302,8 +295,7 @@ def _text_key_or_404(key: str) -> str:
 
 
 @bp.route("/robo/textos/<key>", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def bot_text(key: str):
     session = db_session()
     key = _text_key_or_404(key)
@@ -335,16 +327,14 @@ def _preview_bot(key: str, source: str) -> tuple[str, str | None]:
 
 
 @bp.post("/robo/textos/<key>/previa")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def bot_text_preview(key: str):
     text, error = _preview_bot(_text_key_or_404(key), request.form.get("body", ""))
     return jsonify(ok=error is None, preview=text, error=error)
 
 
 @bp.post("/robo/textos/<key>/restaurar")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def bot_text_reset(key: str):
     session = db_session()
     texts.reset_override(session, _text_key_or_404(key))
@@ -361,8 +351,7 @@ def _faq_values() -> dict:
 
 @bp.route("/robo/duvidas/nova", methods=["GET", "POST"], defaults={"entry_id": None})
 @bp.route("/robo/duvidas/<id:entry_id>", methods=["GET", "POST"])
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def faq_entry(entry_id: int | None):
     session = db_session()
     entry = None
@@ -383,7 +372,12 @@ def faq_entry(entry_id: int | None):
             return redirect(url_for(".bot")), 303
     title = request.form.get("title", entry.title if entry else "")
     answer = request.form.get("answer", entry.answer if entry else "")
-    preview = _faq_preview(title, answer) if answer.strip() else ""
+    preview = ""
+    if answer.strip():
+        try:
+            preview = _faq_preview(title[:120], answer)
+        except TemplateRenderError as exc:
+            errors.setdefault("answer", exc.message)
     return render_template("pages/console/faq_entry.html", entry=entry, errors=errors, form=request.form,
                            preview=preview), 400 if errors else 200
 
@@ -395,8 +389,7 @@ def _faq_preview(title: str, answer: str) -> str:
 
 
 @bp.post("/robo/duvidas/previa")
-@roles_required(*CONFIGURE)
-@brand_wide
+@allowed(Action.CONFIGURE_BRAND)
 def faq_preview():
     """Live preview of an answer as the bot sends it (through the store's faq_answer text)."""
     title, answer = request.form.get("title", "").strip(), request.form.get("answer", "").strip()
@@ -414,13 +407,13 @@ def faq_preview():
 
 
 @bp.route("/catalogo", methods=["GET", "POST"])
-@roles_required(*READ)
+@allowed(Action.READ_CATALOG)
 def catalog():
     session = db_session()
     row_errors = []
     status = 200
     if request.method == "POST":
-        if not _may_configure():
+        if not may(current_user, Action.CONFIGURE_BRAND):
             abort(403)
         upload = request.files.get("arquivo")
         if upload is None or not upload.filename:
@@ -430,7 +423,7 @@ def catalog():
             if not row_errors:
                 return redirect(url_for(".catalog")), 303
     q = request.args.get("q", "").strip()[:100]
-    page = max(1, request.args.get("pagina", 1, type=int) or 1)
+    page = _page()
     query = select(Product)
     if q:
         like = f"%{q.lower()}%"
@@ -463,15 +456,15 @@ def _import_upload(session, upload) -> tuple[list[tuple[int, str, str]], int]:
 
 
 @bp.get("/conversas")
-@roles_required(*READ)
+@allowed(Action.READ_CONVERSATIONS)
 def conversations():
     session = db_session()
-    page = max(1, request.args.get("pagina", 1, type=int) or 1)
+    page = _page()
     q = request.args.get("q", "").strip()[:60]
     latest = (select(Message.customer_id, func.max(Message.id).label("last_id"))
               .group_by(Message.customer_id).subquery())
     query = (select(Customer, Message).join(latest, latest.c.customer_id == Customer.id)
-             .join(Message, Message.id == latest.c.last_id))
+             .join(Message, Message.id == latest.c.last_id).where(access.customer_clause(session, current_user)))
     if q:
         digits = "".join(ch for ch in q if ch.isdigit())
         conditions = [func.lower(Customer.name).like(f"%{q.lower()}%")]
@@ -485,11 +478,11 @@ def conversations():
 
 
 @bp.get("/conversas/<id:customer_id>")
-@roles_required(*READ)
+@allowed(Action.READ_CONVERSATIONS)
 def conversation(customer_id: int):
     session = db_session()
     customer = session.get(Customer, customer_id)
-    if customer is None:
+    if customer is None or not access.may_see_customer(session, current_user, customer):
         abort(404)
     messages = session.scalars(select(Message).where(Message.customer_id == customer.id)
                                .order_by(Message.created_at.desc(), Message.id.desc()).limit(200)).all()
@@ -498,11 +491,11 @@ def conversation(customer_id: int):
 
 
 @bp.get("/descadastros")
-@roles_required(*READ)
+@allowed(Action.READ_CONVERSATIONS)
 def opt_outs():
     session = db_session()
-    page = max(1, request.args.get("pagina", 1, type=int) or 1)
-    query = select(Customer).where(Customer.opted_out_at.is_not(None))
+    page = _page()
+    query = select(Customer).where(Customer.opted_out_at.is_not(None), access.customer_clause(session, current_user))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     customers = session.scalars(query.order_by(Customer.opted_out_at.desc()).limit(PAGE_SIZE)
                                 .offset((page - 1) * PAGE_SIZE)).all()

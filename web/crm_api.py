@@ -1,58 +1,36 @@
-"""The opportunities JSON API and the customer 360. A seller sees only their own opportunities and customers;
-a store manager their store's; admins and backoffice everything."""
+"""The opportunities JSON API and the customer 360. Who sees which rows is crm.access's rule, the same as the
+pages': a seller their own, a branch's users their branch's, brand-wide users everything."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Blueprint, g, jsonify, request
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
+from core.inputs import InputError, parse_id, parse_moment, parse_page
 from core.phones import InvalidPhone, normalize_phone
 from core.queues import enqueue_after_commit
 from crm import intake
+from crm.access import Action, may, may_hand_to, may_see_customer, visible_opportunities
 from crm.opportunities import PRIORITIES, OpportunityError, hand_to, move
 from crm.profile import customer_json, opportunity_json
-from models import (
-    Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, Role, User, utcnow,
-)
+from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, Role, User, utcnow
 from web import db_session, runtime
 from web.api import _bad, _json_body
-from web.api_auth import api_roles
+from web.api_auth import api_allowed
 
 bp = Blueprint("crm_api", __name__, url_prefix="/api")
 
-EVERYONE = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE, Role.SELLER)
-CREATORS = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
 PAGE_SIZE = 50
 MAX_CSV_BYTES = 2_000_000
 
 
-def visible_opportunities(user: User):
-    """The opportunities ``user`` may see, as a query to refine."""
-    query = select(Opportunity)
-    if user.role is Role.SELLER:
-        return query.where(Opportunity.seller_id == user.id)
-    if user.role is Role.MANAGER and user.store_id is not None:
-        store_sellers = select(User.id).where(User.store_id == user.store_id)
-        return query.where(or_(Opportunity.seller_id.in_(store_sellers), Opportunity.seller_id.is_(None)))
-    return query
-
-
-def may_see_customer(session, user: User, customer: Customer) -> bool:
-    if user.role is not Role.SELLER:
-        return True
-    if customer.owner_seller_id == user.id:
-        return True
-    held = select(Opportunity.id).where(Opportunity.customer_id == customer.id, Opportunity.seller_id == user.id)
-    return session.scalar(held.limit(1)) is not None
-
-
 @bp.get("/opportunities")
-@api_roles(*EVERYONE)
+@api_allowed(Action.READ_OPPORTUNITIES)
 def list_opportunities():
     session = db_session()
-    query = visible_opportunities(g.api_user)
+    query = visible_opportunities(session, g.api_user)
     errors = {}
     status = request.args.get("status")
     if status:
@@ -66,25 +44,26 @@ def list_opportunities():
             query = query.where(Opportunity.type == OpportunityType(kind))
         except ValueError:
             errors["type"] = "use behavior, segment, manual ou contact"
-    seller = request.args.get("seller_id")
-    if seller:
-        if not seller.isdigit() or len(seller) > 9:
-            errors["seller_id"] = "deve ser um número"
-        else:
-            query = query.where(Opportunity.seller_id == int(seller))
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 100_000:
-        errors["page"] = "deve ser um número a partir de 1"
+    if request.args.get("seller_id"):
+        try:
+            query = query.where(Opportunity.seller_id == parse_id(request.args["seller_id"], "seller_id"))
+        except InputError as exc:
+            errors[exc.field] = exc.message
+    page = 1
+    try:
+        page = parse_page(request.args.get("page"))
+    except InputError as exc:
+        errors[exc.field] = exc.message
     if errors:
         return _bad("invalid parameters", errors)
     rows = session.scalars(query.order_by(Opportunity.priority.desc(), Opportunity.deadline, Opportunity.id)
-                           .limit(PAGE_SIZE + 1).offset((int(page) - 1) * PAGE_SIZE)).all()
-    return jsonify(items=[opportunity_json(o) for o in rows[:PAGE_SIZE]], page=int(page),
+                           .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    return jsonify(items=[opportunity_json(o) for o in rows[:PAGE_SIZE]], page=page,
                    has_more=len(rows) > PAGE_SIZE)
 
 
 @bp.post("/opportunities")
-@api_roles(*CREATORS)
+@api_allowed(Action.WORK_OPPORTUNITIES)
 def create_opportunities():
     """One JSON object, a JSON list, or ``text/csv``. All or none; 201 with what was created, joined to an
     open opportunity of the same customer, or skipped (quarantine, opt-out)."""
@@ -108,11 +87,12 @@ def create_opportunities():
                 specs = intake.parse_rows(body, now)
             else:
                 return _bad("invalid body", {"body": "envie um objeto JSON, uma lista deles, ou text/csv"})
+        outcomes = intake.create_all(session, specs, g.api_user, now)
     except intake.IntakeInvalid as exc:
+        session.rollback()
         rows = [e.as_json() for e in exc.errors]
         return jsonify(error="invalid body", fields={f"{e['line']}.{e['field']}": e["message"] for e in rows},
                        rows=rows), 400
-    outcomes = intake.create_all(session, specs, g.api_user, now)
     for opportunity_id in intake.backlog_ids(outcomes):
         enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
     session.commit()
@@ -124,17 +104,17 @@ def create_opportunities():
 
 
 def _patch_errors(body: dict, user: User) -> dict[str, str]:
-    allowed = {"status", "result", "note"} if user.role is Role.SELLER else {
-        "status", "result", "note", "seller_id", "priority", "deadline"}
+    allowed = {"status", "result", "note", "seller_id", "priority", "deadline"} if may(
+        user, Action.WORK_OPPORTUNITIES) else {"status", "result", "note"}
     return {str(k)[:40]: "campo desconhecido ou não permitido ao seu papel" for k in body if k not in allowed}
 
 
 @bp.patch("/opportunities/<id:opportunity_id>")
-@api_roles(*EVERYONE)
+@api_allowed(Action.READ_OPPORTUNITIES)
 def patch_opportunity(opportunity_id: int):
     session = db_session()
     user = g.api_user
-    opportunity = session.scalar(visible_opportunities(user).where(Opportunity.id == opportunity_id)
+    opportunity = session.scalar(visible_opportunities(session, user).where(Opportunity.id == opportunity_id)
                                  .with_for_update())
     if opportunity is None:
         return jsonify(error="Not Found", message="oportunidade não encontrada"), 404
@@ -156,17 +136,18 @@ def patch_opportunity(opportunity_id: int):
 
 def _apply_patch(session, opportunity: Opportunity, body: dict, user: User, now: datetime) -> None:
     if "seller_id" in body:
-        target_id = body["seller_id"]
-        if not isinstance(target_id, int) or isinstance(target_id, bool):
-            raise OpportunityError("seller_id", "deve ser o id de um vendedor")
+        try:
+            target_id = parse_id(body["seller_id"], "seller_id")
+        except InputError:
+            raise OpportunityError("seller_id", "deve ser o id de um vendedor") from None
         target = session.scalar(select(User).where(User.id == target_id, User.role == Role.SELLER,
                                                    User.active.is_(True)).with_for_update())
-        if target is None or (user.role is Role.MANAGER and user.store_id and target.store_id != user.store_id):
+        if target is None or not may_hand_to(user, target):
             raise OpportunityError("seller_id", "vendedor ativo não encontrado")
         if target.id != opportunity.seller_id:
             hand_to(session, opportunity, target, now, kind="reassigned", actor=user)
     if "priority" in body:
-        if body["priority"] not in PRIORITIES:
+        if not isinstance(body["priority"], str) or body["priority"] not in PRIORITIES:
             raise OpportunityError("priority", "use low, normal ou high")
         opportunity.priority = PRIORITIES[body["priority"]]
     if "deadline" in body:
@@ -194,18 +175,16 @@ def _apply_patch(session, opportunity: Opportunity, body: dict, user: User, now:
 
 def _deadline(value, now: datetime) -> datetime:
     try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise OpportunityError("deadline", "use ISO 8601 com fuso, ex. 2026-12-01T18:00:00-03:00")
+        moment = parse_moment(value, "deadline")
+    except InputError as exc:
+        raise OpportunityError("deadline", exc.message) from None
     if moment <= now:
         raise OpportunityError("deadline", "o prazo já passou")
-    return moment.astimezone(timezone.utc)
+    return moment
 
 
 @bp.get("/customers/<path:phone>")
-@api_roles(*EVERYONE)
+@api_allowed(Action.READ_CUSTOMERS)
 def get_customer(phone: str):
     session = db_session()
     try:

@@ -24,6 +24,11 @@ LABELS = {
     "handoff": "Com um vendedor", "frequency_limit": "Limite de frequência", "recent_coupon_use": "Usou cupom há pouco",
     "too_old": "Interação antiga demais", "outside_24h_window": "Fora da janela de 24 h do WhatsApp",
     "invalid_number": "Número inválido", "quiet_hours": "Horário de silêncio", "unknown": "Outro motivo",
+    "recent_purchase": "Comprou há pouco", "opt_out_asked": "Perguntamos se quer sair (sem resposta ainda)",
+    # attempts that could not be built (recovery/send.py)
+    "template_error": "A mensagem falha com os dados do cliente", "error": "Erro inesperado (ver registro)",
+    # coupon problems on orders (recovery/coupons.py)
+    "already_used": "Cupom já usado em outro pedido", "expired": "Cupom vencido", "wrong_customer": "Cupom de outro cliente",
     # message statuses (models/messaging.py)
     "pending": "Na fila", "sending": "Enviando", "sent": "Enviada", "delivered": "Entregue", "read": "Lida",
     "failed": "Falhou", "undelivered": "Não entregue", "blocked": "Bloqueada", "received": "Recebida",
@@ -49,7 +54,9 @@ def register(app: Flask, timezone) -> None:
         return format_currency(value or 0, "BRL", locale="pt_BR")
 
     @app.template_filter("datahora")
-    def datahora(value: datetime | None) -> str:
+    def datahora(value: datetime | str | None) -> str:
+        if isinstance(value, str):  # an ISO instant from a JSON-shaped result
+            value = datetime.fromisoformat(value)
         return format_datetime(value, "dd/MM/yyyy HH:mm", tzinfo=timezone, locale="pt_BR") if value else "—"
 
     @app.template_filter("tique")

@@ -1,8 +1,9 @@
 """Managers' pages: sellers (capacity, activation, deactivation with redistribution), users, opportunities
 (list, create, CSV import), the brand's CRM rules, and results with the sellers' ranking.
 
-A store manager works on their own store; an admin on every store. Backoffice users create and follow
-opportunities and read results, but do not manage people."""
+Who and which rows: crm.access. A branch manager works on their own branch; admins and brand managers on every
+branch and on the brand's rules. Backoffice users create and follow opportunities and read results (of their
+branch, or all), but do not manage people."""
 
 from __future__ import annotations
 
@@ -12,46 +13,38 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from core.inputs import InputError, parse_id, parse_int
 from core.phones import DDD_STATE
 from core.queues import enqueue_after_commit
 from core.templating import TemplateRenderError
-from crm import intake
+from crm import access, intake
+from crm.access import Action
 from crm.assignment import daily_cap
 from crm.opportunities import OPEN_STATUSES, OpportunityError, crm_settings
 from crm.portfolio import EVEN, deactivate, set_active
 from crm.profile import validate_suggestion
 from crm.results import report
-from crm.users import UserError, create_user
+from crm.users import UserError, create_user, revoke_sessions
 from models import Customer, Opportunity, OpportunityStatus, Role, Store, User, utcnow
 from web import db_session, runtime
-from web.auth import roles_required
+from web.auth import allowed
 from web.seller import period_from_args
 
 bp = Blueprint("manager", __name__, url_prefix="/gestao")
 
-MANAGERS = (Role.ADMIN, Role.MANAGER)
-OFFICE = (Role.ADMIN, Role.MANAGER, Role.BACKOFFICE)
-
-
-def _store_scope(query, column):
-    if current_user.role is Role.MANAGER and current_user.store_id is not None:
-        return query.where(column == current_user.store_id)
-    return query
-
 
 def _seller_in_scope(seller_id: int) -> User:
-    seller = db_session().scalar(_store_scope(select(User).where(User.id == seller_id, User.role == Role.SELLER),
-                                              User.store_id))
+    seller = db_session().scalar(select(User).where(User.id == seller_id, access.seller_clause(current_user)))
     if seller is None:
         abort(404)
     return seller
 
 
 @bp.get("/vendedores")
-@roles_required(*MANAGERS)
+@allowed(Action.MANAGE_PEOPLE)
 def sellers():
     session = db_session()
-    rows = session.scalars(_store_scope(select(User).where(User.role == Role.SELLER), User.store_id)
+    rows = session.scalars(select(User).where(access.seller_clause(current_user))
                            .order_by(User.active.desc(), User.name)).all()
     ids = [s.id for s in rows]
     portfolio = dict(session.execute(select(Customer.owner_seller_id, func.count()).where(
@@ -66,18 +59,20 @@ def _parse_capacity(form) -> tuple[dict, dict[str, str]]:
     values, errors = {}, {}
     for name, low, high in (("hours_per_day", "0", "24"), ("idle_share", "0", "1")):
         try:
-            value = Decimal(form.get(name, "").replace(",", "."))
-            if not Decimal(low) <= value <= Decimal(high):
+            raw = form.get(name, "").strip().replace(",", ".")
+            if not raw.isascii() or len(raw) > 8:
+                raise InvalidOperation
+            value = Decimal(raw)
+            if not value.is_finite() or not Decimal(low) <= value <= Decimal(high):
                 raise InvalidOperation
             values[name] = value.quantize(Decimal("0.01"))
         except (InvalidOperation, ValueError):
             errors[name] = f"use um número entre {low} e {high}"
     for name, low, high in (("avg_conversation_minutes", 1, 480), ("max_portfolio", 0, 100000)):
-        raw = form.get(name, "")
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            errors[name] = f"use um número inteiro entre {low} e {high}"
-        else:
-            values[name] = int(raw)
+        try:
+            values[name] = parse_int(form.get(name, ""), name, minimum=low, maximum=high)
+        except InputError as exc:
+            errors[name] = exc.message
     ddds = [d.strip() for d in form.get("region_ddds", "").replace(";", ",").split(",") if d.strip()]
     unknown = [d for d in ddds if d not in DDD_STATE]
     if unknown:
@@ -87,7 +82,7 @@ def _parse_capacity(form) -> tuple[dict, dict[str, str]]:
 
 
 @bp.route("/vendedores/<id:seller_id>", methods=["GET", "POST"])
-@roles_required(*MANAGERS)
+@allowed(Action.MANAGE_PEOPLE)
 def seller(seller_id: int):
     session = db_session()
     target = _seller_in_scope(seller_id)
@@ -100,7 +95,7 @@ def seller(seller_id: int):
             session.commit()
             flash("Vendedor atualizado.", "info")
             return redirect(url_for(".seller", seller_id=target.id)), 303
-    colleagues = session.scalars(select(User).where(User.role == Role.SELLER, User.active.is_(True),
+    colleagues = session.scalars(select(User).where(access.seller_clause(current_user), User.active.is_(True),
                                                     User.store_id == target.store_id, User.id != target.id)
                                  .order_by(User.name)).all()
     return render_template("pages/manager/seller.html", seller=target, errors=errors, form=request.form,
@@ -108,7 +103,7 @@ def seller(seller_id: int):
 
 
 @bp.post("/vendedores/<id:seller_id>/status")
-@roles_required(*MANAGERS)
+@allowed(Action.MANAGE_PEOPLE)
 def seller_status(seller_id: int):
     session = db_session()
     target = _seller_in_scope(seller_id)
@@ -120,11 +115,14 @@ def seller_status(seller_id: int):
             message = "Vendedor ativado."
         elif action == "deactivate":
             if destination not in (EVEN, "none"):
-                if not destination.isdigit():
-                    raise OpportunityError("to", "escolha quem recebe a carteira")
-                _seller_in_scope(int(destination))
-            moved = deactivate(session, target, utcnow(), actor=current_user,
+                try:
+                    _seller_in_scope(parse_id(destination, "to"))
+                except InputError:
+                    raise OpportunityError("to", "escolha quem recebe a carteira") from None
+            now = utcnow()
+            moved = deactivate(session, target, now, actor=current_user,
                                to=None if destination == "none" else destination)
+            revoke_sessions(session, target.id, now)  # an inactive seller's open sessions end now
             message = (f"Vendedor inativado: {moved.customers} clientes e {moved.opportunities} oportunidades "
                        "redistribuídos.")
         else:
@@ -142,24 +140,39 @@ def seller_status(seller_id: int):
 
 
 @bp.route("/usuarios/novo", methods=["GET", "POST"])
-@roles_required(*MANAGERS)
+@allowed(Action.MANAGE_PEOPLE)
 def new_user():
     session = db_session()
-    stores = session.scalars(_store_scope(select(Store), Store.id).order_by(Store.name)).all()
-    roles = [r for r in Role if current_user.role is Role.ADMIN or r in (Role.SELLER, Role.BACKOFFICE)]
+    policy = access.user_policy(current_user)
+    store_query = select(Store).order_by(Store.name)
+    if policy.store_ids is not None:
+        store_query = store_query.where(Store.id.in_(policy.store_ids))
+    stores = session.scalars(store_query).all()
     errors = {}
     if request.method == "POST":
-        role = request.form.get("role", "")
-        store_id = request.form.get("store_id", "")
-        if role not in {r.value for r in roles}:
-            errors["role"] = "papel não permitido"
-        if store_id and (not store_id.isdigit() or int(store_id) not in {s.id for s in stores}):
-            errors["store_id"] = "loja inválida"
+        try:
+            role = Role(request.form.get("role", ""))
+        except ValueError:
+            role = None
+        store_id = None
+        raw_store = request.form.get("store_id", "").strip()
+        if raw_store:
+            try:
+                store_id = parse_id(raw_store, "store_id")
+            except InputError:
+                errors["store_id"] = "loja inválida"
+            else:
+                if store_id not in {s.id for s in stores}:
+                    errors["store_id"] = "loja inválida"
+        elif len(stores) == 1 and not policy.brand_wide_allowed:
+            store_id = stores[0].id  # a branch manager's users are in their branch
+        if "store_id" not in errors:
+            errors.update(policy.problems(role, store_id))
         if not errors:
             try:
-                user = create_user(session, email=request.form.get("email", ""), role=role,
+                user = create_user(session, email=request.form.get("email", ""), role=role.value,
                                    password=request.form.get("password", ""), name=request.form.get("name") or None,
-                                   store_id=int(store_id) if store_id else None)
+                                   store_id=store_id)
                 user.seller_code = (request.form.get("seller_code") or "").strip()[:32] or None
                 session.commit()
                 flash("Usuário criado.", "info")
@@ -167,12 +180,12 @@ def new_user():
             except UserError as exc:
                 session.rollback()
                 errors[exc.field] = exc.message
-    return render_template("pages/manager/new_user.html", stores=stores, roles=roles, errors=errors,
-                           form=request.form), 400 if errors else 200
+    return render_template("pages/manager/new_user.html", stores=stores, roles=list(policy.roles), errors=errors,
+                           brand_wide_allowed=policy.brand_wide_allowed, form=request.form), 400 if errors else 200
 
 
 @bp.route("/oportunidades", methods=["GET", "POST"])
-@roles_required(*OFFICE)
+@allowed(Action.WORK_OPPORTUNITIES)
 def opportunities():
     session = db_session()
     row_errors = []
@@ -185,10 +198,11 @@ def opportunities():
             else:
                 specs = intake.parse_rows([{k: v for k, v in request.form.items() if k in intake.CSV_COLUMNS and v}],
                                           now)
+            outcomes = intake.create_all(session, specs, current_user, now)
         except intake.IntakeInvalid as exc:
+            session.rollback()
             row_errors = exc.errors
         else:
-            outcomes = intake.create_all(session, specs, current_user, now)
             for opportunity_id in intake.backlog_ids(outcomes):
                 enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
             session.commit()
@@ -197,19 +211,17 @@ def opportunities():
                   "ignoradas (quarentena, opt-out).", "info")
             return redirect(url_for(".opportunities")), 303
     status = request.args.get("status", "")
-    query = select(Opportunity).order_by(Opportunity.priority.desc(), Opportunity.created_at.desc()).limit(200)
+    query = (access.visible_opportunities(session, current_user)
+             .order_by(Opportunity.priority.desc(), Opportunity.created_at.desc()).limit(200))
     if status in {s.value for s in OpportunityStatus}:
         query = query.where(Opportunity.status == OpportunityStatus(status))
-    if current_user.role is Role.MANAGER and current_user.store_id is not None:
-        store_sellers = select(User.id).where(User.store_id == current_user.store_id)
-        query = query.where(Opportunity.seller_id.in_(store_sellers) | Opportunity.seller_id.is_(None))
     return render_template("pages/manager/opportunities.html", items=session.scalars(query).all(),
                            row_errors=row_errors, status=status, statuses=list(OpportunityStatus),
                            form=request.form), 400 if row_errors else 200
 
 
 @bp.route("/configuracoes", methods=["GET", "POST"])
-@roles_required(*MANAGERS)
+@allowed(Action.CONFIGURE_BRAND)
 def rules():
     session = db_session()
     settings = crm_settings(session)
@@ -219,11 +231,10 @@ def rules():
                   "default_deadline_hours": (1, 720)}
         values = {}
         for name, (low, high) in limits.items():
-            raw = request.form.get(name, "")
-            if not raw.isdigit() or not low <= int(raw) <= high:
-                errors[name] = f"use um número inteiro entre {low} e {high}"
-            else:
-                values[name] = int(raw)
+            try:
+                values[name] = parse_int(request.form.get(name, ""), name, minimum=low, maximum=high)
+            except InputError as exc:
+                errors[name] = exc.message
         message = request.form.get("suggested_message", "").strip()
         try:
             validate_suggestion(message)
@@ -243,9 +254,9 @@ def rules():
 
 
 @bp.get("/resultados")
-@roles_required(*OFFICE)
+@allowed(Action.READ_RESULTS)
 def results():
     start, end, first, last = period_from_args(runtime().settings.store_timezone)
-    store_id = current_user.store_id if current_user.role is Role.MANAGER else None
+    store_id = access.branch_of(current_user)
     result = report(db_session(), start, end, store_id=store_id)
     return render_template("pages/manager/results.html", result=result, first=first, last=last)

@@ -60,8 +60,8 @@ def _metrics() -> dict:
     count = {"type": "integer", "minimum": 0}
     return {
         "type": "object",
-        "required": ["attempts", "sent", "delivered", "read", "failed", "skipped", "skipped_by_reason", "deferred",
-                     "recovered_orders", "recovered_revenue", "conversion_rate", "coupons_issued",
+        "required": ["attempts", "sent", "delivered", "read", "failed", "skipped", "skipped_by_reason", "errors",
+                     "errors_by_reason", "deferred", "recovered_orders", "recovered_revenue", "conversion_rate", "coupons_issued",
                      "coupons_redeemed"],
         "properties": {
             "attempts": {**count, "description": "tentativas criadas no período"},
@@ -71,6 +71,9 @@ def _metrics() -> dict:
             "failed": {**count, "description": "falhas e não entregues"},
             "skipped": count,
             "skipped_by_reason": {"type": "object", "additionalProperties": count},
+            "errors": {**count, "description": "tentativas que não puderam ser montadas para o cliente (ex.: a "
+                                                "mensagem falha com os dados dele)"},
+            "errors_by_reason": {"type": "object", "additionalProperties": count},
             "deferred": count,
             "recovered_orders": {**count, "description": "pedidos (não cancelados) atribuídos às mensagens enviadas"},
             "recovered_revenue": {"type": "string", "pattern": MONEY_PATTERN, "example": "159.80"},
@@ -168,11 +171,14 @@ def _schemas() -> dict[str, dict]:
             },
         },
         "CouponVerdict": {
-            "type": "object", "required": ["valid", "discount", "reason", "free_shipping"],
+            "type": "object", "required": ["valid", "discount", "reason", "message", "free_shipping"],
             "properties": {
                 "valid": {"type": "boolean"},
                 "discount": {"type": "string", "pattern": MONEY_PATTERN},
-                "reason": {"type": "string", "description": "explicação em português, por exemplo 'cupom expirado'"},
+                "reason": {"type": "string",
+                           "enum": ["ok", "not_found", "already_used", "expired", "disabled", "below_minimum"],
+                           "description": "código estável para programas"},
+                "message": {"type": "string", "description": "explicação em português, por exemplo 'cupom expirado'"},
                 "free_shipping": {"type": "boolean"},
             },
         },
@@ -185,8 +191,24 @@ def _schemas() -> dict[str, dict]:
         },
         "Metrics": _metrics(),
         "RecoveryStats": {
-            "type": "object", "required": ["from", "to", "timezone", "totals", "by_day", "by_variant", "coupons"],
+            "type": "object",
+            "required": ["from", "to", "timezone", "totals", "by_day", "by_variant", "coupons", "coupon_problems"],
             "properties": {
+                "coupon_problems": {
+                    "type": "object", "required": ["count", "by_problem", "orders"],
+                    "description": "pedidos do período que usaram um cupom nosso indevidamente (já usado, expirado, "
+                                   "desativado ou de outro cliente)",
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0},
+                        "by_problem": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                        "orders": {"type": "array", "items": {"type": "object", "properties": {
+                            "order": {"type": "string"}, "coupon_code": {"type": "string"},
+                            "problem": {"type": "string",
+                                        "enum": ["already_used", "expired", "disabled", "wrong_customer"]},
+                            "total": {"type": "string", "pattern": MONEY_PATTERN},
+                            "placed_at": {"type": "string", "format": "date-time"}}}},
+                    },
+                },
                 "from": {"type": "string", "format": "date"},
                 "to": {"type": "string", "format": "date"},
                 "timezone": {"type": "string", "example": "America/Sao_Paulo"},
@@ -210,11 +232,17 @@ def _schemas() -> dict[str, dict]:
             },
         },
         "Health": {
-            "type": "object", "required": ["db", "redis", "scheduler"],
+            "type": "object", "required": ["db", "redis", "scheduler", "status", "degraded"],
             "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"],
+                           "description": "degraded: algo em `degraded` falhou; monitoração deve alertar"},
+                "degraded": {"type": "array", "items": {"type": "string",
+                                                        "enum": ["db", "redis", "scheduler", "recovery_tick"]}},
                 "db": {"type": "string", "enum": ["ok", "down"]},
                 "redis": {"type": "string", "enum": ["ok", "down"]},
-                "scheduler": {"type": "object"},
+                "scheduler": {"type": "object", "properties": {
+                    "last_seen": {"type": "string", "nullable": True}, "last_tick": {"type": "string", "nullable": True},
+                    "ok": {"type": "boolean"}, "stale_after_seconds": {"type": "integer"}}},
                 "mode": {"type": "string", "enum": ["outbox", "twilio"]},
             },
         },
@@ -466,10 +494,16 @@ def build_document() -> dict[str, Any]:
             **_crm_paths(bearer, auth_errors),
             "/healthz": {"get": {
                 "summary": "Saúde: banco, Redis, agendador",
+                "description": "200 enquanto banco e Redis respondem, mesmo com o agendador parado (status "
+                               "`degraded`): o balanceador não deve tirar os webhooks do ar por causa dele. "
+                               "Com `strict=1`, 503 também quando algo está degradado.",
                 "tags": ["operação"],
                 "security": [],
-                "responses": {"200": _json(_ref("Health"), "tudo ok"),
-                              "503": _json(_ref("Health"), "banco ou Redis fora do ar")},
+                "parameters": [{"name": "strict", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": ["1"]}}],
+                "responses": {"200": _json(_ref("Health"), "banco e Redis no ar (veja `status`)"),
+                              "503": _json(_ref("Health"), "banco ou Redis fora do ar; com strict=1, qualquer "
+                                                           "item degradado")},
             }},
             "/openapi.json": {"get": {
                 "summary": "Este documento",

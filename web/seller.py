@@ -9,13 +9,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
+from core.inputs import supported_day
+from crm.access import Action, may_see_customer
 from crm.opportunities import OpportunityError, contact, move, start_conversation
 from crm.profile import history, recommended_products, suggested_message, whatsapp_link
 from crm.results import report
-from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, Role, utcnow
-from web import dates, db_session, runtime
-from web.auth import roles_required
-from web.crm_api import may_see_customer
+from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, utcnow
+from web import db_session, runtime
+from web.auth import allowed
 
 bp = Blueprint("seller", __name__, url_prefix="/vendedor")
 
@@ -31,7 +32,7 @@ def _own_opportunity(opportunity_id: int) -> Opportunity:
 
 
 @bp.get("/")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def queue():
     items = db_session().scalars(select(Opportunity).where(
         Opportunity.seller_id == current_user.id, Opportunity.status.in_(HELD))
@@ -40,7 +41,7 @@ def queue():
 
 
 @bp.get("/oportunidades/<id:opportunity_id>")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def opportunity(opportunity_id: int):
     session = db_session()
     item = _own_opportunity(opportunity_id)
@@ -51,7 +52,7 @@ def opportunity(opportunity_id: int):
 
 
 @bp.post("/oportunidades/<id:opportunity_id>/iniciar")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def start(opportunity_id: int):
     """Moves the opportunity to in progress and opens WhatsApp with the (possibly edited) message."""
     session = db_session()
@@ -67,7 +68,7 @@ def start(opportunity_id: int):
 
 
 @bp.post("/oportunidades/<id:opportunity_id>/finalizar")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def finish(opportunity_id: int):
     session = db_session()
     item = _own_opportunity(opportunity_id)
@@ -88,7 +89,7 @@ def finish(opportunity_id: int):
 
 
 @bp.get("/carteira")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def portfolio():
     customers = db_session().scalars(select(Customer).where(Customer.owner_seller_id == current_user.id)
                                      .order_by(Customer.name, Customer.id).limit(500)).all()
@@ -96,7 +97,7 @@ def portfolio():
 
 
 @bp.get("/clientes/<id:customer_id>")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def customer(customer_id: int):
     session = db_session()
     found = session.get(Customer, customer_id)
@@ -106,11 +107,11 @@ def customer(customer_id: int):
 
 
 @bp.post("/clientes/<id:customer_id>/contato")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def start_contact(customer_id: int):
     session = db_session()
     found = session.get(Customer, customer_id)
-    if found is None:
+    if found is None or not may_see_customer(session, current_user, found):
         abort(404)
     try:
         item = contact(session, current_user, found, utcnow())
@@ -126,17 +127,23 @@ def requested_days(tz, default_days: int | None = None) -> tuple[date, date]:
     sense) this month so far, or the last ``default_days`` days."""
     today = utcnow().astimezone(tz).date()
     default_first = today - timedelta(days=default_days - 1) if default_days else today.replace(day=1)
-    try:
-        first = datetime.strptime(request.args.get("de", ""), "%Y-%m-%d").date()
-    except ValueError:
-        first = default_first
-    try:
-        last = datetime.strptime(request.args.get("ate", ""), "%Y-%m-%d").date()
-    except ValueError:
-        last = today
-    if last < first or (last - first).days > 366 or not (dates.supported(first) and dates.supported(last)):
+    first = _day_arg("de") or default_first
+    last = _day_arg("ate") or today
+    if last < first or (last - first).days > 366:
         first, last = default_first, today
     return first, last
+
+
+def _day_arg(name: str) -> date | None:
+    """A ``AAAA-MM-DD`` query value; anything else (a typo, 10**25, year 9999) is ignored, the default applies."""
+    raw = request.args.get(name, "")
+    if len(raw) != 10 or not raw.isascii():
+        return None
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return day if supported_day(day) else None
 
 
 def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
@@ -148,7 +155,7 @@ def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
 
 
 @bp.get("/resultados")
-@roles_required(Role.SELLER)
+@allowed(Action.USE_SELLER_APP)
 def results():
     start, end, first, last = period_from_args(runtime().settings.store_timezone)
     result = report(db_session(), start, end, seller_id=current_user.id)

@@ -1,19 +1,24 @@
-"""/simulator: chat as a shopper through the real, signed webhook path (development and outbox mode only).
+"""/simulator: chat as a shopper through the real, signed webhook path (outbox mode only).
 
 The page builds the same form Twilio posts for an inbound WhatsApp message, has this blueprint sign it with
 the webhook token (``POST /simulator/sign``), and posts it to ``/webhooks/whatsapp`` itself, so the message
 takes exactly the production path. The bot's replies are read back from the database
-(``GET /simulator/messages``). Every route answers 404 when APP_ENV=production.
+(``GET /simulator/messages``).
+
+It must never become a signing oracle or a window on real conversations: every route answers 404 unless the
+app is in outbox mode (no Twilio credentials, so the only token it could sign with is the generated development
+one) and not in production; it signs only for simulator shoppers (a phone that belongs to a real customer is
+refused), and it shows only the conversations of the phones this browser simulated.
 """
 
 from __future__ import annotations
 
-import re
-
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, jsonify, render_template, request, session as cookie
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from bot.inbound import upsert_customer
+from core.inputs import MAX_ID, InputError, parse_int
 from core.phones import InvalidPhone, normalize_phone
 from models import Customer, Message
 from web import db_session, runtime
@@ -27,12 +32,35 @@ PLACEHOLDER_ACCOUNT_SID = "AC" + "0" * 32  # outbox mode has no account; the web
 MAX_MESSAGES = 200
 MAX_PARAMS = 50
 MAX_PARAM_LENGTH = 8192
+OWN_PHONES = "simulator_phones"  # the phones this browser simulated, in Flask's signed session cookie
+MAX_OWN_PHONES = 20
 
 
 @bp.before_request
-def _not_in_production():
-    if runtime().settings.is_production:
+def _outbox_mode_only():
+    settings = runtime().settings
+    if settings.is_production or not settings.outbox_mode or settings.twilio_auth_token:
         abort(404)
+
+
+def _own_phones() -> list[str]:
+    phones = cookie.get(OWN_PHONES)
+    return [p for p in phones if isinstance(p, str)] if isinstance(phones, list) else []
+
+
+def _claim_phone(phone: str) -> bool:
+    """Make ``phone`` a simulator shopper of this browser; False when it is a real customer's number."""
+    session = db_session()
+    customer = session.scalar(select(Customer).where(Customer.phone == phone))
+    if customer is None:
+        customer = upsert_customer(session, phone, None)
+        customer.simulated = True
+        session.commit()
+    elif not customer.simulated:
+        return False
+    phones = [p for p in _own_phones() if p != phone] + [phone]
+    cookie[OWN_PHONES] = phones[-MAX_OWN_PHONES:]
+    return True
 
 
 def _field_error(field: str, message: str):
@@ -70,6 +98,9 @@ def sign():
         phone = normalize_phone(params.get("From", ""))
     except InvalidPhone as exc:
         return _field_error("phone", f"telefone inválido ({exc}); use o formato +55 11 99999-0001")
+    if not _claim_phone(phone):
+        return jsonify(error="forbidden", field="phone",
+                       message="este número é de um cliente de verdade; use outro número no simulador"), 403
 
     settings = runtime().settings
     signature = RequestValidator(settings.webhook_auth_token).compute_signature(
@@ -85,15 +116,15 @@ def messages():
         phone = normalize_phone(request.args.get("phone", ""))
     except InvalidPhone as exc:
         return _field_error("phone", f"telefone inválido ({exc})")
-    raw_after = (request.args.get("after") or "0").strip()
-    if not re.fullmatch(r"\d{1,18}", raw_after):
+    try:
+        after = parse_int(request.args.get("after"), "after", minimum=0, maximum=MAX_ID, default=0)
+    except InputError:
         return _field_error("after", "deve ser o id (número inteiro) da última mensagem recebida")
-    after = int(raw_after)
 
     session = db_session()
-    customer_id = session.scalar(select(Customer.id).where(Customer.phone == phone))
-    if customer_id is None:
-        return jsonify(messages=[])
+    customer_id = session.scalar(select(Customer.id).where(Customer.phone == phone, Customer.simulated.is_(True)))
+    if customer_id is None or phone not in _own_phones():
+        return jsonify(messages=[])  # only this browser's simulated shoppers: never someone else's conversation
     rows = session.scalars(
         select(Message)
         .where(Message.customer_id == customer_id, Message.id > after)
