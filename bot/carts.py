@@ -50,9 +50,14 @@ def checkout_link(shop_base_url: str, cart: Cart) -> str:
     return f"{shop_base_url}/checkout?{urlencode({'itens': items})}"
 
 
+# The cart summary lists at most this many lines (a web cart may hold hundreds; a WhatsApp message does not).
+LISTED_LINES = 20
+
+
 def summary_variables(cart: Cart) -> dict:
     return {
         "itens": [{"nome": i.name, "quantidade": i.quantity, "subtotal": brl(i.unit_price * i.quantity)}
-                  for i in cart.items],
+                  for i in cart.items[:LISTED_LINES]],
+        "mais": max(0, len(cart.items) - LISTED_LINES),
         "total": brl(cart.total),
     }

@@ -16,7 +16,8 @@ from models.people import Customer
 DEFAULT_TEMPLATE = (
     "Oi, {{ nome }}! Vimos que você deixou alguns itens esperando na {{ loja }}"
     "{% if itens %}: {% for item in itens %}{{ item.quantidade }}x {{ item.nome }}{% if not loop.last %}, {% endif %}"
-    "{% endfor %} ({{ total }}){% endif %}.\n"
+    "{% endfor %}{% if outros_itens %} e mais {{ outros_itens }} {{ 'item' if outros_itens == 1 else 'itens' }}"
+    "{% endif %} ({{ total }}){% endif %}.\n"
     "{% if cupom %}Use o cupom *{{ cupom }}* e ganhe {{ desconto }}, válido até {{ validade_cupom }}: {{ link_cupom }}\n"
     "{% endif %}Para finalizar sua compra: {{ link_checkout }}"
 )

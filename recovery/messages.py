@@ -15,7 +15,8 @@ from core.templating import brl, render_text, validate
 VARIABLES: dict[str, str] = {
     "nome": "primeiro nome do cliente",
     "loja": "nome da loja",
-    "itens": "itens do carrinho (lista com nome, quantidade e preço)",
+    "itens": "itens do carrinho (lista com nome, quantidade e preço; até 10)",
+    "outros_itens": "quantos itens do carrinho ficaram fora da lista (0 quando cabem todos)",
     "total": "total do carrinho, em R$",
     "link_checkout": "link para finalizar a compra",
     "cupom": "código do cupom (vazio quando não há cupom)",
@@ -32,6 +33,10 @@ class CartLine:
     preco: str
 
 
+# A message lists at most this many cart lines: a web cart of 200 products would not fit a WhatsApp message.
+LISTED_ITEMS = 10
+
+
 def build_variables(
     *, name: str | None, store_name: str, items: list[tuple[str, int, Decimal]], total: Decimal | None,
     checkout_url: str | None, coupon_code: str | None, coupon_description: str | None, coupon_url: str | None,
@@ -41,7 +46,8 @@ def build_variables(
     return {
         "nome": first_name,
         "loja": store_name,
-        "itens": [CartLine(n, q, brl(p)) for n, q, p in items],
+        "itens": [CartLine(n, q, brl(p)) for n, q, p in items[:LISTED_ITEMS]],
+        "outros_itens": max(0, len(items) - LISTED_ITEMS),
         "total": brl(total) if total is not None else "",
         "link_checkout": checkout_url or "",
         "cupom": coupon_code or "",

@@ -212,3 +212,23 @@ def test_respond_never_raises(runtime, shop, ana, text, media):
     replies = respond(shop, runtime.redis, runtime.keys, runtime.settings, ana, text, media_count=media, now=NOW)
     assert isinstance(replies, list) and all(isinstance(r, str) and r.strip() for r in replies)
     shop.rollback()
+
+
+def test_a_huge_cart_summary_lists_twenty_lines_and_says_how_many_more(session, runtime):
+    from decimal import Decimal
+
+    from bot import carts
+    from bot.engine import respond
+    from models import Cart, CartItem, CartStatus, Customer, utcnow
+
+    customer = Customer(phone="+5511999990009", name="Ana", tags=[])
+    session.add(customer)
+    session.flush()
+    cart = Cart(customer_id=customer.id, source="bot", status=CartStatus.OPEN)
+    cart.items = [CartItem(sku=f"S{n}", name=f"Produto {n}", quantity=1, unit_price=Decimal("5.00"))
+                  for n in range(45)]
+    cart.recompute_total()
+    session.add(cart)
+    session.flush()
+    [reply] = respond(session, runtime.redis, runtime.keys, runtime.settings, customer, "carrinho", now=utcnow())
+    assert f"e mais {45 - carts.LISTED_LINES} itens" in reply and "Produto 19" in reply and "Produto 20" not in reply

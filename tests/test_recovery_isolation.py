@@ -116,3 +116,22 @@ def test_a_database_outage_is_not_blamed_on_the_shopper(runtime, session, monkey
     session.rollback()
     attempt = session.scalar(select(RecoveryAttempt))
     assert attempt.status is AttemptStatus.CLAIMED  # handed out again by the next tick
+
+
+def test_a_cart_of_two_hundred_products_still_gets_a_message_that_fits(runtime, session):
+    from decimal import Decimal
+
+    from models import CartItem
+
+    enable_recovery(session, delay_minutes=10, quiet_start="00:00", quiet_end="00:00")
+    customer = shopper(session)
+    cart = with_cart(session, customer)
+    cart.items = [CartItem(sku=f"SKU-{n}", name=f"Produto número {n}", quantity=1, unit_price=Decimal("10.00"))
+                  for n in range(200)]
+    cart.recompute_total()
+    session.commit()
+    note_interaction(session, runtime, customer.id, AFTERNOON)
+    summary = run_tick(session, runtime, AFTERNOON + timedelta(minutes=11))
+    assert summary.sent == 1, summary.as_json()
+    [message] = recovery_messages(session)
+    assert "e mais 190 itens" in message.body and len(message.body) < 1600
