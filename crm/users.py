@@ -110,6 +110,11 @@ def revoke_sessions(session: Session, user_id: int, now: datetime, *, keep_token
     return session.execute(query.values(revoked_at=now)).rowcount or 0
 
 
+def revoke_api_tokens(session: Session, user_id: int, now: datetime) -> int:
+    return session.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                           .values(revoked_at=now)).rowcount or 0
+
+
 def set_password(session: Session, user: User, password: str, now: datetime, *, keep_token: str | None = None) -> None:
     """Change a password and end the user's other sessions: a copied cookie stops working."""
     if len(password) < MIN_PASSWORD_LENGTH:

@@ -64,3 +64,31 @@ def test_users_create_reports_bad_input(app, session):
 
 def test_demo_password_is_long_enough_for_the_console():
     assert len(DEMO_PASSWORD) >= 10
+
+
+def test_users_password_and_revoke_end_sessions_and_tokens(app, session):
+    from crm.users import live_session, start_session
+    from models import utcnow
+
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "create", "apoio@loja.com", "--role", "backoffice", "--password-stdin"],
+                         input="uma-senha-forte\n").exit_code == 0
+    user = session.scalar(select(User).where(User.email == "apoio@loja.com"))
+    browser = start_session(session, user, utcnow(), ip="10.0.0.1", user_agent="teste")
+    session.commit()
+    token = runner.invoke(args=["users", "token", "apoio@loja.com"]).output.strip()
+    reset = runner.invoke(args=["users", "password", "apoio@loja.com", "--password-stdin"], input="outra-senha-forte\n")
+    assert reset.exit_code == 0, reset.output
+    session.expire_all()
+    assert live_session(session, browser, utcnow()) is None
+    assert app.test_client().get("/api/opportunities", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    revoked = runner.invoke(args=["users", "revoke", "apoio@loja.com"])
+    assert revoked.exit_code == 0 and "1 API token(s) revoked" in revoked.output
+    assert app.test_client().get("/api/opportunities", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    unknown = runner.invoke(args=["users", "revoke", "ninguem@loja.com"])
+    assert unknown.exit_code == 1 and "não encontrado" in unknown.output
+
+
+def test_recovery_tick_refuses_an_instant_it_cannot_use(app):
+    result = app.test_cli_runner().invoke(args=["recovery", "tick", "--now", "9999-12-31T23:59:59-23:59"])
+    assert result.exit_code == 2 and "--now" in result.output and "Traceback" not in result.output

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from crm.users import UserError, create_user, issue_api_token
+from crm.users import (
+    UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password,
+)
+from core.inputs import InputError, parse_moment
 from models import demo, migrate, utcnow
 
 
@@ -103,6 +106,51 @@ def users_token(email: str) -> None:
     click.echo(token)
 
 
+@users_cli.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def users_password(email: str, password_stdin: bool) -> None:
+    """Set EMAIL's password (a reset by the operator); every session of that user ends."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Nova senha", hide_input=True, confirmation_prompt=True)
+    try:
+        with _rt().db.transaction() as session:
+            set_password(session, _user(session, email), password, utcnow())
+    except UserError as exc:
+        click.echo(f"error: {exc.field}: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo("password changed; the user's sessions were ended")
+
+
+@users_cli.command("revoke")
+@click.argument("email")
+def users_revoke(email: str) -> None:
+    """End every session of EMAIL and revoke their API tokens (a lost phone, a leaked token)."""
+    try:
+        with _rt().db.transaction() as session:
+            user = _user(session, email)
+            now = utcnow()
+            sessions = revoke_sessions(session, user.id, now)
+            tokens = revoke_api_tokens(session, user.id, now)
+    except UserError as exc:
+        click.echo(f"error: {exc.field}: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"{sessions} session(s) ended, {tokens} API token(s) revoked")
+
+
+def _user(session, email: str):
+    from sqlalchemy import select
+
+    from models import User
+
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise UserError("email", "usuário não encontrado")
+    return user
+
+
 catalog_cli = AppGroup("catalog", help="Product catalog.")
 
 
@@ -152,12 +200,9 @@ def _parse_now(text: str | None) -> datetime:
     if not text:
         return utcnow()
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO-8601 instant: {text!r}", param_hint="--now") from None
-    if moment.tzinfo is None:
-        raise click.BadParameter("give a time zone, e.g. 2026-11-22T10:00:00-03:00", param_hint="--now")
-    return moment.astimezone(timezone.utc)
+        return parse_moment(text, "--now")
+    except InputError as exc:
+        raise click.BadParameter(f"{exc.message} (got {text!r})", param_hint="--now") from None
 
 
 def register_cli(app: Flask) -> None:
