@@ -2,8 +2,8 @@
 processes (`python worker.py --burst`) to a local fake Twilio over real HTTP (`TWILIO_API_URL`).
 
 Scenarios, each on a fresh database and Redis key prefix:
-* `sender`: N chat replies through `bot.sender.queue_message` (the one outbound path), delivered by
-  `bot.jobs.deliver`; once with SEND_RATE_PER_SECOND high (10 000) and once at 80, to show both the
+* `sender`: N chat replies through `channel.sender.queue_message` (the one outbound path), delivered by
+  `channel.jobs.deliver`; once with SEND_RATE_PER_SECOND high (10 000) and once at 80, to show both the
   throughput and that the shared per-sender limit holds (the busiest one-second window is reported);
 * `recovery`: N due shoppers through a scheduled tick (`run_tick` + `recovery.jobs.send_attempts`), which adds
   the send-time eligibility checks, attempt rows and templating to the same delivery path; limit high.
@@ -54,7 +54,7 @@ def _seed_customers(database, count: int, now: datetime) -> None:
 
 def _queue_replies(database, runtime, now: datetime) -> None:
     """One chat reply per customer through the sender; the delivery jobs are enqueued when the session commits."""
-    from bot.sender import queue_message
+    from channel.sender import queue_message
 
     with database.session() as session:
         for customer in session.scalars(select(Customer).order_by(Customer.id)):

@@ -1,1 +1,2 @@
-"""WhatsApp channel (webhooks, sender, delivery status, 24-hour window) and the conversation engine."""
+"""The conversation: the pt-BR engine, the texts it sends, the chat cart, and the job that fans out "a shopper
+wrote" to the engine, the recovery tracker and the CRM."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,11 +42,6 @@ def remove_item(cart: Cart, index: int, now: datetime) -> CartItem | None:
     cart.recompute_total()
     cart.updated_at = now
     return item
-
-
-def checkout_link(shop_base_url: str, cart: Cart) -> str:
-    items = ",".join(f"{item.sku}:{item.quantity}" for item in cart.items)
-    return f"{shop_base_url}/checkout?{urlencode({'itens': items})}"
 
 
 # The cart summary lists at most this many lines (a web cart may hold hundreds; a WhatsApp message does not).

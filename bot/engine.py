@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from bot import carts, faq, orders, texts
 from bot.handoff import request_handoff
 from bot.intents import Intent, Parsed, parse
-from bot.search import categories, looks_like_search, search
+from catalog.links import checkout_link
+from catalog.search import categories, looks_like_search, search
 from core.redis import Keys
 from core.settings import Settings
 from core.templating import brl
@@ -131,7 +132,7 @@ class _Conversation:
         cart = carts.open_cart(self.session, self.customer, create=False, now=self.now)
         if cart is None or not cart.items:
             return self.say("cart_empty")
-        cart.checkout_url = carts.checkout_link(self.settings.shop_base_url, cart)
+        cart.checkout_url = checkout_link(self.settings.shop_base_url, cart)
         cart.updated_at = self.now
         return self.say("checkout", total=brl(cart.total), link=cart.checkout_url)
 
@@ -184,7 +185,7 @@ def respond(session: Session, redis: redis.Redis, keys: Keys, settings: Settings
     if consent_transition == "opt_in":
         return conversation.say("opt_in_confirmed")
     if consent_transition == "ask_out":
-        # The message may have meant "stop": ask once rather than guess (bot.inbound reads the answer).
+        # The message may have meant "stop": ask once rather than guess (channel.inbound reads the answer).
         return conversation.say("opt_out_question")
     if consent_transition == "stay":
         return conversation.say("opt_out_kept")

@@ -6,7 +6,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.consent import normalize
+from core.text import normalize
 from models import FaqEntry
 
 def _cutoff(word: str) -> int:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from bot.consent import consent_change, normalize
+from channel.consent import consent_change
+from core.text import normalize
 
 PHRASE_CUTOFF = 86
 

@@ -1,34 +1,48 @@
-"""RQ jobs of the channel. Thin: they build their collaborators from the process runtime and call the core."""
+"""When a shopper writes: the fan-out after the webhook stored the message (the engine's job, the recovery countdown),
+the job that runs the conversation engine and queues its replies, and the sweep for processing jobs that were lost.
+Thin: collaborators come from the process runtime; the work is in bot.engine, channel, recovery and crm."""
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
-from functools import lru_cache
 
-from rq import get_current_job
+from rq import Retry
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import engine
-from bot.inbound import enqueue_processing
-from bot.ratelimit import RateLimiter
-from bot.sender import deliver as deliver_message
-from bot.sender import DELIVERY_TIMEOUT, enqueue_delivery, make_transport, queue_message, retry_delay, retry_policy
-from core.queues import queue
+from channel.inbound import ConsentEvent, InboundOutcome
+from channel.sender import enqueue_delivery, queue_message
+from core.queues import enqueue_unique
+from core.runtime import Runtime, get_runtime
 from crm import sources as crm_sources
-from core.runtime import get_runtime
 from models import Direction, Message, MessageStatus, utcnow
+from recovery import tracker
 
 log = logging.getLogger(__name__)
 
-# Waits shorter than this are slept inside the job; longer ones re-enqueue the delivery for later.
-MAX_INLINE_WAIT = 1.0
+
+def shopper_wrote(session: Session, runtime: Runtime, outcome: InboundOutcome) -> None:
+    """After ``channel.inbound.receive_inbound`` committed: queue the engine's job (a redelivery too: its fixed
+    job id makes it once), and start (or, after an opt-out, stop) the shopper's recovery countdown at the time
+    they wrote."""
+    enqueue_processing(runtime, outcome.message_id, outcome.consent)
+    if outcome.duplicate:
+        return
+    if outcome.opted_out:
+        tracker.forget(runtime, outcome.customer_id)
+    else:
+        tracker.note_interaction(session, runtime, outcome.customer_id, outcome.at)
 
 
-@lru_cache(maxsize=4)
-def _transport(settings):
-    return make_transport(settings)
+def enqueue_processing(runtime: Runtime, message_id: int, consent: ConsentEvent | None, *,
+                       job_suffix: str = "") -> None:
+    """Queue `process_inbound` once per job id: the message's own, or ``job_suffix`` for a second chance (the
+    sweep of messages whose job was lost)."""
+    enqueue_unique(runtime, "high", process_inbound, message_id, consent,
+                   job_id=f"{runtime.keys.prefix}-inbound-{message_id}{job_suffix}",
+                   retry=Retry(max=2, interval=[5, 30]), job_timeout=60)
 
 
 def reply_key(message_id: int, index: int) -> str:
@@ -68,34 +82,11 @@ def process_inbound(message_id: int, consent: str | None = None) -> int:
         message.processed_at = now
         session.commit()
         if replies and not customer.opted_out:
-            from recovery import tracker
-
             # The abandonment clock starts when the shopper wrote, as the webhook noted it, not when this job
             # ran: a job that runs late (behind a queue, after an order event) must not restart the countdown
             # past a purchase. This only repairs a note the webhook lost (a Redis blip after its commit).
             tracker.note_interaction(session, runtime, customer.id, message.created_at)
         return len(replies)
-
-
-def deliver(message_id: int) -> str:
-    """Send one queued message; rate-limited; retried by RQ on 429/5xx (see bot.sender.deliver)."""
-    runtime = get_runtime()
-    limiter = RateLimiter(runtime.redis)
-    job = get_current_job()
-    # RQ decrements retries_left before each retry: 0 (or no Retry at all) means this run is the last.
-    final_attempt = job is None or not job.retries_left
-    with runtime.db.session() as session:
-        while True:
-            result = deliver_message(session, runtime, _transport(runtime.settings), limiter, message_id,
-                                     final_attempt=final_attempt)
-            if result.outcome != "deferred":
-                return result.outcome
-            if result.wait_seconds <= MAX_INLINE_WAIT:
-                time.sleep(result.wait_seconds)
-                continue
-            queue(runtime, "default").enqueue_in(retry_delay(result.wait_seconds), deliver, message_id,
-                                                 retry=retry_policy(), job_timeout=DELIVERY_TIMEOUT)
-            return "deferred"
 
 
 # An inbound message not processed this long after it arrived has lost its job (the high queue runs first, so
@@ -117,28 +108,10 @@ def sweep_unprocessed_inbound(limit: int = 1000, stale_after: timedelta = UNPROC
                    Message.created_at < now - stale_after, Message.created_at >= now - UNPROCESSED_HORIZON)
             .order_by(Message.id).limit(limit)).all()
     for message_id, consent in rows:
-        enqueue_processing(runtime, message_id, consent, after_commit_of=None, job_suffix="-swept")
+        enqueue_processing(runtime, message_id, consent, job_suffix="-swept")
     if rows:
         log.warning("%s inbound message(s) not processed after %s: processing queued again (once each)",
                     len(rows), stale_after)
     return len(rows)
 
 
-# A PENDING message untouched this long has lost its delivery job (retries are at most 5 minutes apart).
-STALE_PENDING = timedelta(minutes=15)
-
-
-def sweep_stale_pending(limit: int = 1000, stale_after: timedelta = STALE_PENDING) -> int:
-    """Periodic: re-queue delivery of messages whose job was lost (Redis data loss, a failed enqueue, or a worker
-    killed between RQ popping the job and registering it as started: a worker on several queues pops with BLPOP,
-    and such a job is in no queue or registry any more)."""
-    runtime = get_runtime()
-    cutoff = utcnow() - stale_after
-    with runtime.db.session() as session:
-        rows = session.execute(
-            select(Message.id, Message.automated, Message.updated_at)
-            .where(Message.status == MessageStatus.PENDING, Message.updated_at < cutoff)
-            .order_by(Message.id).limit(limit)).all()
-    for message_id, automated, updated_at in rows:
-        enqueue_delivery(runtime, message_id, automated=automated, attempt=int(updated_at.timestamp()))
-    return len(rows)

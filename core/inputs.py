@@ -20,6 +20,17 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
+
+# Formats shared by the validators and the OpenAPI document (web/openapi.py), so they cannot drift apart.
+MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"  # NUMERIC(12, 2) as text with a dot: ten integer digits, two decimals
+MONEY = re.compile(MONEY_PATTERN)
+MAX_PHONE_TEXT = 40  # a phone as people write it ("+55 (11) 99999-0001", "whatsapp:+55…")
+MAX_EXTERNAL_ID = 64  # a shop's cart or order id
+MAX_SKU = 64
+MAX_URL = 500
+MAX_COUPON_CODE = 64
+MAX_SELLER_CODE = 32
+MAX_CUSTOMER_NAME = 120
 MAX_PAGE = 10_000  # with 50 rows a page: half a million rows deep is as far as anyone pages
 _ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

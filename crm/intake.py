@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.inbound import upsert_customer
+from models.people import upsert_customer
 from core.inputs import InputError, parse_moment
 from core.phones import InvalidPhone, normalize_phone
 from core.templating import TemplateRenderError

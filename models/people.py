@@ -6,8 +6,11 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, false
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, false, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from core.phones import location_of
 
 from models.base import Base, JSONType, enum_column, utcnow
 
@@ -87,7 +90,7 @@ class Customer(Base):
     owner_seller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     opted_out_at: Mapped[datetime | None]
     # The bot asked "do you want to stop receiving our messages?" and the shopper has not answered yet: no
-    # automated message meanwhile (bot.consent reads the answer).
+    # automated message meanwhile (channel.consent reads the answer).
     opt_out_asked_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
     # Created by the development simulator (outbox mode): the only conversations the simulator may show.
@@ -133,3 +136,22 @@ class UserSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(200))
 
     user: Mapped[User] = relationship()
+
+
+def upsert_customer(session: Session, phone: str, name: str | None) -> Customer:
+    """The customer with this phone, created with its DDD location if new. Safe against a concurrent insert."""
+    customer = session.scalar(select(Customer).where(Customer.phone == phone))
+    if customer is not None:
+        if name and not customer.name:
+            customer.name = name
+        return customer
+    location = location_of(phone)
+    customer = Customer(phone=phone, name=name, ddd=location.ddd, city=location.city, state=location.state, tags=[])
+    try:
+        with session.begin_nested():
+            session.add(customer)
+    except IntegrityError:
+        customer = session.scalar(select(Customer).where(Customer.phone == phone))
+        if customer is None:
+            raise
+    return customer

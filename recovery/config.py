@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import time
+from time import monotonic
 from typing import Any, Mapping
 
 from sqlalchemy.orm import Session
 
 from core.templating import TemplateRenderError
 from models import CouponRule, FrequencyUnit, RecoverySettings
+from recovery.messages import validate_template
 
 SETTINGS_ID = 1
 DELAY_RANGE = (5, 60)
@@ -98,8 +100,6 @@ def update_settings(session: Session, changes: Mapping[str, Any]) -> RecoverySet
     if merged["variant_b_percent"] and not merged["variant_b_template"]:
         errors.setdefault("variant_b_template", "defina o texto da variante B para dividir o envio")
 
-    from recovery.messages import validate_template
-
     for name in ("template", "variant_b_template"):
         if name in clean and clean[name] is not None:
             try:
@@ -116,10 +116,27 @@ def update_settings(session: Session, changes: Mapping[str, Any]) -> RecoverySet
     for name, value in clean.items():
         setattr(settings, name, value)
     session.flush()
-    from recovery.tracker import invalidate_delay_cache
-
     invalidate_delay_cache()
     return settings
+
+
+# The merchant's delay, read on every inbound message (recovery.tracker.note_interaction): cached briefly per
+# process and key prefix, and dropped when this process saves new settings.
+_delay_cache: dict[str, tuple[float, int]] = {}
+_DELAY_CACHE_SECONDS = 30.0
+
+
+def delay_minutes(session: Session, cache_key: str) -> int:
+    cached = _delay_cache.get(cache_key)
+    if cached and cached[0] > monotonic():
+        return cached[1]
+    delay = load_settings(session).delay_minutes
+    _delay_cache[cache_key] = (monotonic() + _DELAY_CACHE_SECONDS, delay)
+    return delay
+
+
+def invalidate_delay_cache() -> None:
+    _delay_cache.clear()
 
 
 def coupon_url(pattern: str, shop: str, code: str) -> str:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import ZERO, Coupon, CouponKind, CouponRule, Customer, Order, OrderStatus
+from core.templating import brl
+from models import ZERO, AttemptStatus, Coupon, CouponKind, CouponRule, Customer, Order, OrderStatus, RecoveryAttempt
 
 # Crockford-style alphabet: no 0/O, 1/I/L confusion when a shopper types the code.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -26,8 +27,6 @@ def new_code() -> str:
 
 def describe(rule: CouponRule) -> str:
     """'10% de desconto', 'R$ 20,00 de desconto', 'frete grátis' (+ minimum order)."""
-    from core.templating import brl
-
     if rule.kind is CouponKind.PERCENT:
         value = rule.value.normalize()
         text = f"{value:f}".replace(".", ",") + "% de desconto"
@@ -91,8 +90,6 @@ def judge(session: Session, *, code: str, phone: str, cart_total: Decimal, now: 
     if not rule.active:
         return Verdict(False, ZERO, DISABLED, "cupom desativado pela loja")
     if cart_total < rule.min_order:
-        from core.templating import brl
-
         return Verdict(False, ZERO, BELOW_MINIMUM, f"pedido mínimo de {brl(rule.min_order)}")
     if rule.kind is CouponKind.PERCENT:
         discount = (cart_total * rule.value / Decimal(100)).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -229,10 +226,6 @@ def set_rule_active(session: Session, rule: CouponRule, active: bool) -> None:
 def usage_by_rule(session: Session) -> dict[int, tuple[int, int]]:
     """rule id -> (codes issued, codes redeemed), all time. Issued counts come from the attempts, which are kept
     when unused expired codes are purged."""
-    from sqlalchemy import func
-
-    from models import AttemptStatus, RecoveryAttempt
-
     issued = dict(session.execute(
         select(RecoveryAttempt.coupon_rule_id, func.count()).where(
             RecoveryAttempt.coupon_rule_id.is_not(None), RecoveryAttempt.status == AttemptStatus.SENT)

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bot.consent import question_open
-from bot.window import in_service_window, template_for
+from channel.consent import question_open
+from channel.window import in_service_window, template_for
 from core.phones import InvalidPhone, normalize_phone
 from models import (
     AttemptStatus, Cart, CartItem, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Opportunity,

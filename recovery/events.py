@@ -24,7 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.inbound import upsert_customer
+from models.people import upsert_customer
+from core.inputs import (
+    EARLIEST, LATEST, MAX_COUPON_CODE, MAX_CUSTOMER_NAME, MAX_EXTERNAL_ID, MAX_PHONE_TEXT, MAX_SELLER_CODE, MAX_SKU,
+    MAX_URL, MONEY,
+)
 from core.phones import InvalidPhone, mask_phone, normalize_phone
 from core.runtime import Runtime
 from models import (
@@ -39,22 +43,11 @@ CART_EVENTS = ("cart.updated", "cart.abandoned")
 ORDER_EVENTS = ("order.created", "order.paid", "order.cancelled")
 CURRENCIES = ("BRL",)
 
-MAX_ID = 64
+MAX_ID = MAX_EXTERNAL_ID
 MAX_ITEMS = 200
-MAX_SKU = 64
 MAX_ITEM_NAME = 200  # longer names are cut, not refused: they are labels
-MAX_CUSTOMER_NAME = 120
-MAX_PHONE_TEXT = 40
 MAX_QUANTITY = 99_999
-MAX_URL = 500
-MAX_COUPON_CODE = 64
-MAX_SELLER_CODE = 32
-# NUMERIC(12, 2): ten integer digits, two decimals.
-MONEY = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 MONEY_LIKE = re.compile(r"^-?\d+(\.\d+)?$")
-# Timestamps outside this range are almost certainly a bug in the shop (or an attack on date arithmetic).
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 Result = Literal["applied", "duplicate"]
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
 from core.templating import brl, render_text, validate
+from models import utcnow
 
 # Shown as clickable chips in the console; the sample is what the live preview renders with.
 VARIABLES: dict[str, str] = {
@@ -64,10 +65,6 @@ def format_expiry(moment: datetime, timezone: ZoneInfo) -> str:
 
 
 def sample_variables(timezone: ZoneInfo, store_name: str = "Loja Demo") -> dict:
-    from datetime import timedelta
-
-    from models import utcnow
-
     return build_variables(
         name="Ana Souza", store_name=store_name,
         items=[("Tênis Corrida Preto", 1, Decimal("299.90")), ("Camiseta Básica Branca", 2, Decimal("59.90"))],

@@ -7,7 +7,7 @@ not the whole history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -50,8 +50,6 @@ def last_interactions(session: Session, since: datetime) -> dict[int, datetime]:
 
 def _aware(moment: datetime) -> datetime:
     # func.max() bypasses the column type on SQLite and hands back a naive UTC value or a string.
-    from datetime import timezone
-
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

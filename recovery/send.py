@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from bot.sender import queue_message
+from channel.sender import queue_message
 from core.phones import mask_phone
 from core.runtime import Runtime
 from core.templating import TemplateRenderError

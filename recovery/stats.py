@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, literal_column, select
 from sqlalchemy.orm import Session
 
-from models import AttemptStatus, Coupon, CouponRule, Message, MessageStatus, Order, OrderStatus, RecoveryAttempt
+from models import (
+    AttemptStatus, Cart, Coupon, CouponRule, Direction, Message, MessageStatus, Order, OrderStatus, RecoveryAttempt,
+)
 from models.base import UTCDateTime
 
 CENT = Decimal("0.01")
@@ -207,8 +209,6 @@ def coupon_problems(session: Session, low: datetime, high: datetime) -> dict[str
 
 def tracked_shoppers(session: Session, *, start: date, end: date, tz: ZoneInfo) -> int:
     """Shoppers the recoverer followed in the period: they wrote to the bot or a cart of theirs changed."""
-    from models import Cart, Direction
-
     bounds = local_midnights(start, end, tz)
     low, high = bounds[0], bounds[-1]
     wrote = select(Message.customer_id.label("customer_id")).where(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core import heartbeat
 from core.runtime import Runtime
 from models import AttemptStatus, RecoveryAttempt
+from recovery.send import process_isolated
 from recovery.tracker import Claim, Tracker
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def run_tick(session: Session, runtime: Runtime, now: datetime, *,
              dispatch: Callable[[list[int]], None] | None = None, batch: int = CLAIM_BATCH) -> TickSummary:
     """Claim everything due at ``now`` and judge it, inline (``dispatch`` None: the CLI) or by handing each
     chunk of attempt ids to ``dispatch`` (the scheduled tick enqueues RQ jobs)."""
-    from recovery.send import process_isolated
-
     tracker = Tracker(runtime)
     summary = TickSummary()
     tracker.reclaim_stale(STALE_CLAIM)

@@ -12,7 +12,6 @@ tick costs O(log n + due): it reads only the due range, never the whole set.
 
 from __future__ import annotations
 
-import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
 from core.runtime import Runtime
+from recovery.config import delay_minutes
 
 _NOTE = """
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
@@ -168,26 +168,6 @@ class Tracker:
 
 # --- the functions the channel and the store events call --------------------------------------------
 
-_delay_cache: dict[str, tuple[float, int]] = {}
-_DELAY_CACHE_SECONDS = 30.0
-
-
-def _delay_minutes(session: Session, runtime: Runtime) -> int:
-    """The merchant's delay, cached briefly per process: this runs on every inbound message."""
-    cached = _delay_cache.get(runtime.keys.prefix)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    from recovery.config import load_settings
-
-    delay = load_settings(session).delay_minutes
-    _delay_cache[runtime.keys.prefix] = (time.monotonic() + _DELAY_CACHE_SECONDS, delay)
-    return delay
-
-
-def invalidate_delay_cache() -> None:
-    _delay_cache.clear()
-
-
 _trackers: weakref.WeakKeyDictionary[Runtime, Tracker] = weakref.WeakKeyDictionary()
 
 
@@ -202,7 +182,7 @@ def tracker_of(runtime: Runtime) -> Tracker:
 def note_interaction(session: Session, runtime: Runtime, customer_id: int, at: datetime) -> None:
     """A bot interaction or a cart event happened: the shopper is due `delay` minutes after it."""
     at = truncate_ms(at)
-    tracker_of(runtime).note(customer_id, at, at + timedelta(minutes=_delay_minutes(session, runtime)))
+    tracker_of(runtime).note(customer_id, at, at + timedelta(minutes=delay_minutes(session, runtime.keys.prefix)))
 
 
 def forget(runtime: Runtime, customer_id: int) -> None:

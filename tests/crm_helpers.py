@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.inbound import upsert_customer
+from models.people import upsert_customer
 from models import Order, OrderItem, OrderStatus, Role, Store, User
 
 TZ = ZoneInfo("America/Sao_Paulo")

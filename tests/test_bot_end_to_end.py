@@ -44,7 +44,7 @@ def test_search_add_and_checkout_over_whatsapp(client, runtime, session):
 
 
 def test_opt_out_confirmed_once_then_no_automated_message(client, runtime, session):
-    from bot.sender import queue_message
+    from channel.sender import queue_message
     from models import utcnow
 
     post_inbound(client, runtime.settings, body="oi")

@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.catalog_import import (
+from catalog.importer import (
     MAX_FILE_BYTES,
     CatalogImportError,
     ImportReport,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import responses
 
-from bot.ratelimit import RateLimiter
-from bot.sender import TwilioTransport, deliver, queue_message
+from channel.ratelimit import RateLimiter
+from channel.sender import TwilioTransport, deliver, queue_message
 from models import Message, MessageStatus
 from recovery.tracker import Tracker
 from tests.channel_helpers import (  # noqa: F401 - fixtures
@@ -176,7 +176,7 @@ def test_opted_out_shopper_chatting_does_not_reenter_tracking_after_replies(twil
     assert Tracker(twilio_runtime).due_at(customer.id) is None
 
 
-# --- generous opt-out and the one question (bot.consent; the outside test's examples) ------------------------
+# --- generous opt-out and the one question (channel.consent; the outside test's examples) ------------------------
 
 OUTSIDE_TEST_OPT_OUTS = ["sairr", "siar", "sai", "SAIR SAIR", "para", "parem", "cancela", "descadastra",
                          "não quero mais", "stop please", "STOP ALL", "remover", "sair\nobrigado"]

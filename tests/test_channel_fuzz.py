@@ -9,7 +9,7 @@ import string
 from hypothesis import HealthCheck, event, example, given, settings as hsettings, strategies as st
 from sqlalchemy import select
 
-from bot.status import FAILURE_STATUSES
+from channel.status import FAILURE_STATUSES
 from models import Customer, Direction, Message, MessageStatus
 from models.messaging import STATUS_RANK
 from tests.channel_helpers import (

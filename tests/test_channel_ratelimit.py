@@ -1,4 +1,4 @@
-"""bot.ratelimit against the real (embedded) Redis, and how deliver() applies the sender limit and pacing."""
+"""channel.ratelimit against the real (embedded) Redis, and how deliver() applies the sender limit and pacing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import redis as redis_lib
 import responses
 
-from bot.ratelimit import RateLimiter
-from bot.sender import RETRY_INTERVALS, TwilioTransport, deliver, queue_message
+from channel.ratelimit import RateLimiter
+from channel.sender import RETRY_INTERVALS, TwilioTransport, deliver, queue_message
 from core.runtime import Runtime, set_runtime
 from models import Message, MessageStatus
 from tests.channel_helpers import (  # noqa: F401 - fixtures
@@ -183,7 +183,7 @@ def test_paced_delivery_job_is_rescheduled_not_dropped(session, twilio_runtime, 
     run_jobs(twilio_runtime)
     assert len(api.calls) == 1
     [later] = scheduled_jobs(twilio_runtime)
-    assert later.func_name == "bot.jobs.deliver" and later.args == (second.id,)
+    assert later.func_name == "channel.jobs.deliver" and later.args == (second.id,)
     session.expire_all()
     assert session.get(Message, first.id).status is MessageStatus.QUEUED
     assert session.get(Message, second.id).status is MessageStatus.PENDING

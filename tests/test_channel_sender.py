@@ -1,4 +1,4 @@
-"""bot.sender: queue_message + deliver against Twilio's Messages API (intercepted with `responses`)."""
+"""channel.sender: queue_message + deliver against Twilio's Messages API (intercepted with `responses`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import responses
 import urllib3
 from rq import Retry
 
-from bot import sender
-from bot.ratelimit import RateLimiter
-from bot.sender import RETRY_INTERVALS, RetryableSendError, TwilioTransport, deliver, queue_message
+from channel import sender
+from channel.ratelimit import RateLimiter
+from channel.sender import RETRY_INTERVALS, RetryableSendError, TwilioTransport, deliver, queue_message
 from core.runtime import Runtime, set_runtime
 from models import Message, MessageStatus, WhatsAppTemplate
 from tests.channel_helpers import (  # noqa: F401 - fixtures
@@ -112,7 +112,7 @@ def test_delivery_job_is_queued_after_commit_with_a_retry_policy_and_sends(sessi
     assert queued_jobs(twilio_runtime) == []  # nothing before the commit
     session.commit()
     [job] = queued_jobs(twilio_runtime)
-    assert job.func_name == "bot.jobs.deliver" and job.args == (reply.id,)
+    assert job.func_name == "channel.jobs.deliver" and job.args == (reply.id,)
     assert job.origin.endswith("-high")  # live-chat replies jump the queue
     assert job.retries_left == len(RETRY_INTERVALS) and job.retry_intervals == RETRY_INTERVALS
     assert job.timeout == 60
@@ -130,12 +130,12 @@ def test_automated_message_goes_to_the_default_queue(session, twilio_runtime, ap
 
 def test_a_delivery_job_lost_after_rq_popped_it_is_requeued_by_the_stale_sweep_and_sent_once(
         session, twilio_runtime, api):
-    from bot.jobs import sweep_stale_pending
+    from channel.jobs import sweep_stale_pending
 
     customer = make_customer(session)
     ok(api)
     reply = queue(session, twilio_runtime, customer)
-    lose_queued_job(twilio_runtime, "bot.jobs.deliver")  # seen in the killed-worker fault test
+    lose_queued_job(twilio_runtime, "channel.jobs.deliver")  # seen in the killed-worker fault test
     assert sweep_stale_pending() == 0  # pending for less than 15 minutes: maybe just slow, or between retries
     assert sweep_stale_pending(stale_after=timedelta(0)) == 1
     run_jobs(twilio_runtime)
@@ -443,7 +443,7 @@ def test_delivery_job_enqueued_twice_posts_once(session, twilio_runtime, api, en
     customer = make_customer(session)
     ok(api)
     message = queue(session, twilio_runtime, customer)
-    rq_queue(twilio_runtime, "high").enqueue("bot.jobs.deliver", message.id)  # an RQ redelivery
+    rq_queue(twilio_runtime, "high").enqueue("channel.jobs.deliver", message.id)  # an RQ redelivery
     run_jobs(twilio_runtime)
     assert len(api.calls) == 1
 

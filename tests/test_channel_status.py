@@ -1,4 +1,4 @@
-"""POST /webhooks/whatsapp/status and bot.status: late, repeated, out-of-order callbacks; status only moves forward."""
+"""POST /webhooks/whatsapp/status and channel.status: late, repeated, out-of-order callbacks; status only moves forward."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from bot.ratelimit import RateLimiter
-from bot.sender import ProviderReceipt, TwilioTransport, deliver, queue_message
-from bot.status import apply_early_status, apply_status
+from channel.ratelimit import RateLimiter
+from channel.sender import ProviderReceipt, TwilioTransport, deliver, queue_message
+from channel.status import apply_early_status, apply_status
 from models import Direction, Message, MessageStatus
 from tests.channel_helpers import (  # noqa: F401 - fixtures
     MESSAGES_URL, STATUS_PATH, inbound_messages, make_customer, new_sid, now_utc, post_inbound, post_signed,

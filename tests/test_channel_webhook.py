@@ -180,14 +180,14 @@ def test_an_integrity_error_that_is_not_a_redelivery_is_not_swallowed(session, r
     """Only a stored MessageSid makes a conflict a redelivery; any other constraint failure surfaces."""
     from sqlalchemy.exc import IntegrityError
 
-    from bot import inbound
+    from channel import inbound
 
     def broken_add(instance, *args, **kwargs):
         raise IntegrityError("INSERT INTO messages", {}, Exception("CHECK constraint failed"))
 
     monkeypatch.setattr(session, "add", broken_add)
     with pytest.raises(IntegrityError):
-        inbound.receive_inbound(session, runtime, inbound_form(body="oi"), now_utc())
+        inbound.receive_inbound(session, inbound_form(body="oi"), now_utc())
     assert queued_jobs(runtime, "bot.jobs.process_inbound") == []
 
 
@@ -293,7 +293,7 @@ def test_redelivery_racing_the_after_commit_enqueue_queues_processing_once(clien
                                                                          engine_stub, monkeypatch):
     from rq import Queue
 
-    from bot.inbound import receive_inbound
+    from channel.inbound import receive_inbound
 
     engine_stub.replies = ()  # e.g. a sticker: nothing to answer
     form = inbound_form(body="", NumMedia="1")
@@ -304,7 +304,7 @@ def test_redelivery_racing_the_after_commit_enqueue_queues_processing_once(clien
         if not raced:
             raced.append(True)
             with runtime.db.session() as redelivery:  # the row is committed, the job not queued yet
-                assert receive_inbound(redelivery, runtime, form, now_utc()).duplicate
+                assert receive_inbound(redelivery, form, now_utc()).duplicate
         return real_enqueue(self, *args, **kwargs)
 
     monkeypatch.setattr(Queue, "enqueue", twilio_redelivers_first)
@@ -506,7 +506,7 @@ def test_process_inbound_run_twice_queues_the_replies_once(client, settings, ses
     bot.jobs.process_inbound(message.id)
     bot.jobs.process_inbound(message.id)  # the same job, re-run after a worker crash
     assert [m.body for m in outbound_messages(session, message.customer_id)] == ["Oi!", "Posso ajudar?"]
-    assert len(queued_jobs(runtime, "bot.jobs.deliver")) == 2
+    assert len(queued_jobs(runtime, "channel.jobs.deliver")) == 2
 
 
 def test_processing_records_processed_at_so_a_message_without_replies_is_not_run_twice(client, settings, session,
@@ -574,4 +574,4 @@ def test_replies_whose_delivery_could_not_be_enqueued_are_sent_by_the_retry(clie
     bot.jobs.process_inbound(message.id)  # RQ's retry of the same job
     [reply] = outbound_messages(session, message.customer_id)
     assert reply.status is MessageStatus.PENDING
-    assert [j.args for j in queued_jobs(runtime, "bot.jobs.deliver")] == [(reply.id,)]
+    assert [j.args for j in queued_jobs(runtime, "channel.jobs.deliver")] == [(reply.id,)]

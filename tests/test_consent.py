@@ -1,4 +1,4 @@
-"""Opt-out / opt-in recognition (bot/consent.py): the reported cases, two labelled message sets, properties.
+"""Opt-out / opt-in recognition (channel/consent.py): the reported cases, two labelled message sets, properties.
 
 The data files are ``label<TAB>text`` (``\\n`` inside a message is written as the two characters ``\\n``), labels
 opt_out, opt_in, unsure, none. ``consent_messages.tsv`` is the set the rules were written against;
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.consent import (_GUARD, OPT_IN_WORDS, OPT_OUT_WORDS, Consent, consent_change, explain, is_affirmative,
+from channel.consent import (_GUARD, OPT_IN_WORDS, OPT_OUT_WORDS, Consent, consent_change, explain, is_affirmative,
                           is_negative, normalize, read_consent)
 
 DATA = Path(__file__).parent / "data"

@@ -16,7 +16,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
-from bot.jobs import sweep_stale_pending
+from channel.jobs import sweep_stale_pending
 from core.runtime import Runtime, set_runtime
 from core.settings import PROJECT_ROOT, Settings
 from models import Customer, Message, MessageStatus
@@ -165,8 +165,8 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
                                                                database_url, redis_url):
     """429 and 500 for a while, then recovery: retried with backoff, each message once; permanent errors
     are recorded and not retried."""
-    from bot.ratelimit import RateLimiter
-    from bot.sender import RetryableSendError, TwilioTransport, deliver
+    from channel.ratelimit import RateLimiter
+    from channel.sender import RetryableSendError, TwilioTransport, deliver
     from tests.conftest import make_settings
 
     with FakeTwilio() as twilio:
@@ -197,7 +197,7 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
             # A permanent error is recorded once and never retried.
             with committed_db.session() as session:
                 customer = session.scalars(select(Customer)).first()
-                from bot.sender import queue_message
+                from channel.sender import queue_message
 
                 extra = queue_message(session, runtime, customer, kind="bot", body="oi", automated=False, now=now)
                 session.commit()

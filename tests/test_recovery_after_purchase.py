@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sqlalchemy import select
 
 import bot.jobs
-from bot.inbound import receive_inbound
-from bot.jobs import process_inbound
-from bot.ratelimit import RateLimiter
-from bot.sender import deliver
+from channel.inbound import receive_inbound
+from bot.jobs import process_inbound, shopper_wrote
+from channel.ratelimit import RateLimiter
+from channel.sender import deliver
 from models import AttemptStatus, Customer, MessageStatus, RecoveryAttempt, utcnow
 from recovery import events
 from recovery.eligibility import RECENT_PURCHASE, RECENT_PURCHASE_WINDOW
@@ -172,7 +172,8 @@ def _run(session, runtime, monkeypatch, messages, orders, cart, extra_ticks):
     for when, _, (kind, index, payload) in steps:
         if kind == "message":
             form = inbound_form(phone=PHONE, body=payload, sid=new_sid())
-            outcome = receive_inbound(session, runtime, form, when)
+            outcome = receive_inbound(session, form, when)
+            shopper_wrote(session, runtime, outcome)
             stored[index] = outcome.message_id
         elif kind == "job":
             monkeypatch.setattr(bot.jobs, "utcnow", lambda w=when: w)

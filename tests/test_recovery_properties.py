@@ -176,6 +176,6 @@ def _reset(session, runtime):
     keys = list(runtime.redis.scan_iter(match=f"{runtime.keys.prefix}:*"))
     if keys:
         runtime.redis.delete(*keys)
-    from recovery.tracker import invalidate_delay_cache
+    from recovery.config import invalidate_delay_cache
 
     invalidate_delay_cache()

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from core.inputs import InputError
-from core.runtime import Runtime
+from web import context
 
 log = logging.getLogger(__name__)
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["runtime"]
-
-
-def db_session() -> Session:
-    """The request's session, opened on first use and closed when the request ends."""
-    if "db_session" not in g:
-        g.db_session = runtime().db.session()
-    return g.db_session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
 
 
 # Error pages a person may meet, in the console's language (Werkzeug's own pages are in English).
@@ -55,7 +37,7 @@ class RowIdConverter(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = RowIdConverter
-    app.teardown_appcontext(_close_session)
+    context.init_app(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -7,20 +7,20 @@ Errors are JSON: ``{"error": "...", "fields": {"name": "mensagem"}}`` for a bad 
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
-from core.inputs import InputError, parse_day
+from core.inputs import MAX_COUPON_CODE, MAX_PHONE_TEXT, MONEY, InputError, parse_day
 from core.phones import InvalidPhone, normalize_phone
 from crm.access import Action
 from models import utcnow
 from recovery.config import SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.coupons import judge
 from recovery.stats import recovery_stats
-from web import db_session, limits, runtime
+from web import limits
+from web.context import db_session, runtime
 from web.api_auth import api_allowed
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -30,9 +30,6 @@ MAX_STATS_DAYS = 366
 
 COUPON_RATE_LIMIT = 60  # requests per client IP
 COUPON_RATE_WINDOW = 60  # seconds
-MAX_COUPON_CODE = 64
-MAX_PHONE_TEXT = 40
-MONEY = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 
 
 def _bad(error: str, fields: dict[str, str]):

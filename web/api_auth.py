@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.security import hash_token
 from crm.access import Action, may
 from models import ApiToken, User, utcnow
-from web import db_session
+from web.context import db_session
 
 
 def _user_from_bearer() -> User | None:

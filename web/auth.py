@@ -20,7 +20,8 @@ from core.security import MAX_PASSWORD_LENGTH, hash_token, verify_password
 from crm import users
 from crm.access import Action, may
 from models import Role, User, utcnow
-from web import db_session, limits, runtime
+from web import limits
+from web.context import db_session, runtime
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()

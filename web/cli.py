@@ -10,17 +10,18 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import select
 
-from crm.users import (
-    UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password,
-)
+from catalog.importer import CatalogImportError, import_catalog
 from core.inputs import InputError, parse_moment
-from models import demo, migrate, utcnow
+from crm.users import UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password
+from models import User, demo, migrate, utcnow
+from recovery.rebuild import rebuild
+from recovery.tick import run_tick
+from web.context import runtime
 
 
 def _rt():
-    from web import runtime
-
     return runtime()
 
 
@@ -141,10 +142,6 @@ def users_revoke(email: str) -> None:
 
 
 def _user(session, email: str):
-    from sqlalchemy import select
-
-    from models import User
-
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise UserError("email", "usuário não encontrado")
@@ -158,8 +155,6 @@ catalog_cli = AppGroup("catalog", help="Product catalog.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def catalog_import(file: Path) -> None:
     """Import FILE (.csv or .json): every row or none; each bad row reported with its line and field."""
-    from bot.catalog_import import CatalogImportError, import_catalog
-
     try:
         with _rt().db.transaction() as session:
             report = import_catalog(session, file)
@@ -178,8 +173,6 @@ recovery_cli = AppGroup("recovery", help="The sales recoverer.")
 @click.option("--now", "now_text", default=None, help="Evaluate due times as of this ISO-8601 instant.")
 def recovery_tick(now_text: str | None) -> None:
     """Run one recovery tick synchronously and print a one-line JSON summary."""
-    from recovery.tick import run_tick
-
     now = _parse_now(now_text)
     with _rt().db.session() as session:
         summary = run_tick(session, _rt(), now)
@@ -189,8 +182,6 @@ def recovery_tick(now_text: str | None) -> None:
 @recovery_cli.command("rebuild")
 def recovery_rebuild() -> None:
     """Refill the Redis tracker from the database (after Redis lost its data)."""
-    from recovery.rebuild import rebuild
-
     with _rt().db.session() as session:
         summary = rebuild(session, _rt(), utcnow())
     click.echo(json.dumps(summary.as_json(), sort_keys=True))

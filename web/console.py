@@ -2,7 +2,7 @@
 conversations and the results dashboard.
 
 Thin views: form fields are turned into the values the core validates (recovery.config, recovery.coupons,
-bot.texts, bot.faq, bot.catalog_import), and its per-field errors are shown next to the fields.
+bot.texts, bot.faq, catalog.importer), and its per-field errors are shown next to the fields.
 
 Who: admins, and managers responsible for the whole brand (no branch), configure; branch managers and the
 back office read the dashboard, conversations and catalog.
@@ -20,7 +20,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from bot import faq, texts
-from bot.catalog_import import CatalogImportError, import_catalog
+from catalog.importer import CatalogImportError, import_catalog
 from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
@@ -30,7 +30,8 @@ from recovery import coupons
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.messages import VARIABLES, sample_variables, validate_template
 from recovery.stats import funnel, recovery_stats
-from web import charts, db_session, runtime
+from web import charts
+from web.context import db_session, runtime
 from web.auth import allowed
 from web.formatting import LABELS
 from web.seller import requested_days

@@ -12,11 +12,12 @@ from core.inputs import InputError, parse_id, parse_moment, parse_page
 from core.phones import InvalidPhone, normalize_phone
 from core.queues import enqueue_after_commit
 from crm import intake
+from crm import jobs as crm_jobs
 from crm.access import Action, may, may_hand_to, may_see_customer, visible_opportunities
 from crm.opportunities import PRIORITIES, OpportunityError, hand_to, move
 from crm.profile import customer_json, opportunity_json
 from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, Role, User, utcnow
-from web import db_session, runtime
+from web.context import db_session, runtime
 from web.api import _bad, _json_body
 from web.api_auth import api_allowed
 
@@ -94,7 +95,7 @@ def create_opportunities():
         return jsonify(error="invalid body", fields={f"{e['line']}.{e['field']}": e["message"] for e in rows},
                        rows=rows), 400
     for opportunity_id in intake.backlog_ids(outcomes):
-        enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
+        enqueue_after_commit(session, runtime(), "default", crm_jobs.assign_opportunity, opportunity_id)
     session.commit()
     return jsonify(
         created=[opportunity_json(c.opportunity) for _, c in outcomes if c.created],

@@ -45,7 +45,7 @@ from sqlalchemy import text
 
 from core import heartbeat
 from core.schedule import POLL_SECONDS, tick_timeout
-from web import runtime
+from web.context import runtime
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from core.phones import DDD_STATE
 from core.queues import enqueue_after_commit
 from core.templating import TemplateRenderError
 from crm import access, intake
+from crm import jobs as crm_jobs
 from crm.access import Action
 from crm.assignment import daily_cap
 from crm.opportunities import OPEN_STATUSES, OpportunityError, crm_settings
@@ -26,7 +27,7 @@ from crm.profile import validate_suggestion
 from crm.results import report
 from crm.users import UserError, create_user, revoke_sessions
 from models import Customer, Opportunity, OpportunityStatus, Role, Store, User, utcnow
-from web import db_session, runtime
+from web.context import db_session, runtime
 from web.auth import allowed
 from web.seller import period_from_args
 
@@ -133,7 +134,7 @@ def seller_status(seller_id: int):
         return redirect(url_for(".seller", seller_id=seller_id)), 303
     if action == "deactivate" and destination == "none":
         # Released work goes back to the queue: assign it now rather than at the next periodic pass.
-        enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_backlog")
+        enqueue_after_commit(session, runtime(), "default", crm_jobs.assign_backlog)
     session.commit()
     flash(message, "info")
     return redirect(url_for(".sellers")), 303
@@ -204,7 +205,7 @@ def opportunities():
             row_errors = exc.errors
         else:
             for opportunity_id in intake.backlog_ids(outcomes):
-                enqueue_after_commit(session, runtime(), "default", "crm.jobs.assign_opportunity", opportunity_id)
+                enqueue_after_commit(session, runtime(), "default", crm_jobs.assign_opportunity, opportunity_id)
             session.commit()
             created = sum(1 for _, c in outcomes if c.created)
             flash(f"{created} oportunidade(s) criada(s); {len(outcomes) - created} já existiam ou foram "

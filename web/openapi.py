@@ -9,11 +9,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from core import inputs
+from core.inputs import MONEY_PATTERN
 from recovery import config, events
 
 bp = Blueprint("openapi", __name__)
 
-MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
@@ -112,14 +113,14 @@ def _schemas() -> dict[str, dict]:
         "StoreCustomer": {
             "type": "object", "required": ["phone"],
             "properties": {
-                "phone": {"type": "string", "maxLength": events.MAX_PHONE_TEXT, "example": "+5511999990001"},
-                "name": {**nullable_text, "description": f"cortado em {events.MAX_CUSTOMER_NAME} caracteres"},
+                "phone": {"type": "string", "maxLength": inputs.MAX_PHONE_TEXT, "example": "+5511999990001"},
+                "name": {**nullable_text, "description": f"cortado em {inputs.MAX_CUSTOMER_NAME} caracteres"},
             },
         },
         "StoreItem": {
             "type": "object", "required": ["sku", "name", "quantity", "unit_price"],
             "properties": {
-                "sku": {"type": "string", "minLength": 1, "maxLength": events.MAX_SKU},
+                "sku": {"type": "string", "minLength": 1, "maxLength": inputs.MAX_SKU},
                 "name": {"type": "string", "minLength": 1},
                 "quantity": {"type": "integer", "minimum": 1, "maximum": events.MAX_QUANTITY},
                 "unit_price": money,
@@ -131,12 +132,12 @@ def _schemas() -> dict[str, dict]:
             "description": "Campos desconhecidos são ignorados. Idempotente em (event, id, updated_at).",
             "properties": {
                 "event": {"type": "string", "enum": list(events.CART_EVENTS)},
-                "id": {"type": "string", "minLength": 1, "maxLength": events.MAX_ID},
+                "id": {"type": "string", "minLength": 1, "maxLength": inputs.MAX_EXTERNAL_ID},
                 "customer": _ref("StoreCustomer"),
                 "items": {"type": "array", "maxItems": events.MAX_ITEMS, "items": _ref("StoreItem")},
                 "total": money,
                 "currency": {"type": "string", "enum": list(events.CURRENCIES)},
-                "checkout_url": {"type": "string", "nullable": True, "format": "uri", "maxLength": events.MAX_URL,
+                "checkout_url": {"type": "string", "nullable": True, "format": "uri", "maxLength": inputs.MAX_URL,
                                  "description": "http:// ou https://"},
                 "updated_at": moment,
             },
@@ -148,13 +149,13 @@ def _schemas() -> dict[str, dict]:
                            "O status nunca volta: created < paid; cancelled é final.",
             "properties": {
                 "event": {"type": "string", "enum": list(events.ORDER_EVENTS)},
-                "id": {"type": "string", "minLength": 1, "maxLength": events.MAX_ID},
+                "id": {"type": "string", "minLength": 1, "maxLength": inputs.MAX_EXTERNAL_ID},
                 "customer": _ref("StoreCustomer"),
                 "items": {"type": "array", "maxItems": events.MAX_ITEMS, "items": _ref("StoreItem")},
                 "total": money,
                 "currency": {"type": "string", "enum": list(events.CURRENCIES)},
-                "coupon_code": {**nullable_text, "maxLength": events.MAX_COUPON_CODE},
-                "seller_code": {**nullable_text, "maxLength": events.MAX_SELLER_CODE},
+                "coupon_code": {**nullable_text, "maxLength": inputs.MAX_COUPON_CODE},
+                "seller_code": {**nullable_text, "maxLength": inputs.MAX_SELLER_CODE},
                 "created_at": moment,
             },
         },
@@ -165,7 +166,7 @@ def _schemas() -> dict[str, dict]:
         "CouponCheck": {
             "type": "object", "required": ["code", "phone", "cart_total"],
             "properties": {
-                "code": {"type": "string", "minLength": 1, "maxLength": 64, "example": "VOLTA-7K2M9QX4"},
+                "code": {"type": "string", "minLength": 1, "maxLength": inputs.MAX_COUPON_CODE, "example": "VOLTA-7K2M9QX4"},
                 "phone": {"type": "string", "example": "+5511999990001"},
                 "cart_total": money,
             },

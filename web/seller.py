@@ -15,7 +15,7 @@ from crm.opportunities import OpportunityError, contact, move, start_conversatio
 from crm.profile import history, recommended_products, suggested_message, whatsapp_link
 from crm.results import report
 from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, utcnow
-from web import db_session, runtime
+from web.context import db_session, runtime
 from web.auth import allowed
 
 bp = Blueprint("seller", __name__, url_prefix="/vendedor")

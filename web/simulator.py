@@ -17,11 +17,11 @@ from flask import Blueprint, abort, jsonify, render_template, request, session a
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.inbound import upsert_customer
+from models.people import upsert_customer
 from core.inputs import MAX_ID, InputError, parse_int
 from core.phones import InvalidPhone, normalize_phone
 from models import Customer, Message
-from web import db_session, runtime
+from web.context import db_session, runtime
 
 bp = Blueprint("simulator", __name__)
 

@@ -18,7 +18,7 @@ from models import utcnow
 from recovery.events import (
     EventInvalid, apply_cart_event, apply_order_event, validate_cart_event, validate_order_event,
 )
-from web import db_session, runtime
+from web.context import db_session, runtime
 
 bp = Blueprint("store_webhooks", __name__, url_prefix="/webhooks/store")
 log = logging.getLogger(__name__)

@@ -9,10 +9,11 @@ from flask import Blueprint, Response, abort, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot.inbound import InboundError, receive_inbound
-from bot.status import UNTRACKED_STATUSES, UnknownStatus, apply_status
+from bot.jobs import shopper_wrote
+from channel.inbound import InboundError, receive_inbound
+from channel.status import UNTRACKED_STATUSES, UnknownStatus, apply_status
 from models import utcnow
-from web import db_session, runtime
+from web.context import db_session, runtime
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -41,10 +42,12 @@ def _empty_twiml() -> Response:
 @bp.post("/whatsapp")
 @twilio_signed
 def whatsapp_inbound():
+    session = db_session()
     try:
-        receive_inbound(db_session(), runtime(), request.form, utcnow())
+        outcome = receive_inbound(session, request.form, utcnow())
     except InboundError as exc:
         return jsonify(error="invalid field", field=exc.field, message=exc.message), 400
+    shopper_wrote(session, runtime(), outcome)
     return _empty_twiml()
 
 

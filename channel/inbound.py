@@ -1,7 +1,8 @@
-"""An inbound WhatsApp message: validated, stored once, opt-out applied at once, processing queued.
+"""An inbound WhatsApp message: validated, stored once, opt-out applied at once.
 
-The webhook calls `receive_inbound` and answers Twilio straight away; the conversation engine runs in an
-RQ job (`bot.jobs.process_inbound`) so a slow moment never exceeds Twilio's 15-second budget.
+The webhook calls `receive_inbound`, hands the outcome to the conversation layer (`bot.jobs.shopper_wrote`,
+which queues the engine's job and moves the recovery countdown) and answers Twilio straight away, so a slow
+moment never exceeds Twilio's 15-second budget.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Mapping
 
-from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.consent import is_affirmative, is_negative, question_open, read_consent
-from core.phones import InvalidPhone, location_of, mask_phone, normalize_phone
-from core.queues import enqueue_unique
-from core.runtime import Runtime
+from channel.consent import is_affirmative, is_negative, question_open, read_consent
+from core.phones import InvalidPhone, mask_phone, normalize_phone
 from models import Customer, Direction, Message, MessageStatus
+from models.people import upsert_customer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,8 @@ class InboundOutcome:
     message_id: int | None = None
     customer_id: int | None = None
     consent: ConsentEvent | None = None
+    opted_out: bool = False
+    at: datetime | None = None  # when it was received (a redelivery: None)
 
 
 def parse_form(form: Mapping[str, str]) -> InboundForm:
@@ -77,28 +78,9 @@ def parse_form(form: Mapping[str, str]) -> InboundForm:
     return InboundForm(sid=sid, phone=phone, body=body[:MAX_BODY], media_count=int(raw_media), profile_name=profile)
 
 
-def upsert_customer(session: Session, phone: str, name: str | None) -> Customer:
-    """The customer with this phone, created with its DDD location if new. Safe against a concurrent insert."""
-    customer = session.scalar(select(Customer).where(Customer.phone == phone))
-    if customer is not None:
-        if name and not customer.name:
-            customer.name = name
-        return customer
-    location = location_of(phone)
-    customer = Customer(phone=phone, name=name, ddd=location.ddd, city=location.city, state=location.state, tags=[])
-    try:
-        with session.begin_nested():
-            session.add(customer)
-    except IntegrityError:
-        customer = session.scalar(select(Customer).where(Customer.phone == phone))
-        if customer is None:
-            raise
-    return customer
-
-
-def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str], now: datetime) -> InboundOutcome:
-    """Store the message once (the unique MessageSid decides), apply an opt-out or opt-in immediately, and
-    queue the reply. Commits.
+def receive_inbound(session: Session, form: Mapping[str, str], now: datetime) -> InboundOutcome:
+    """Store the message once (the unique MessageSid decides) and apply an opt-out or opt-in immediately.
+    Commits. The caller queues the processing (``bot.jobs.shopper_wrote``), for a redelivery too.
 
     The insert comes first and a redelivery is recognised by its conflict, so a new message (nearly all of
     them) costs no lookup; a redelivery is rare enough to pay for one."""
@@ -112,47 +94,31 @@ def receive_inbound(session: Session, runtime: Runtime, form: Mapping[str, str],
             session.add(message)
     except IntegrityError:
         session.rollback()
-        stored = session.execute(select(Message.id, Message.consent)
+        stored = session.execute(select(Message.id, Message.consent, Message.customer_id)
                                  .where(Message.provider_sid == parsed.sid)).first()
         if stored is None:
             raise  # not a redelivery: some other constraint
         # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
-        # queued (a Redis blip), or a concurrent delivery of the same message won the insert: queue the stored
-        # message again. The job id is fixed and unique, and the job idempotent, so it is processed once.
-        enqueue_processing(runtime, stored.id, stored.consent, after_commit_of=None)
-        return InboundOutcome(duplicate=True)
+        # queued (a Redis blip), or a concurrent delivery of the same message won the insert: the caller queues
+        # the stored message again (a fixed, unique job id: processed once).
+        return InboundOutcome(duplicate=True, message_id=stored.id, customer_id=stored.customer_id,
+                              consent=stored.consent)
 
     if customer.last_inbound_at is None or customer.last_inbound_at < now:
         customer.last_inbound_at = now
     consent = _apply_consent(customer, parsed.body, now)
     message.consent = consent
-
-    from recovery import tracker
-
-    enqueue_processing(runtime, message.id, consent, after_commit_of=session)
     session.commit()
-    if customer.opted_out:
-        tracker.forget(runtime, customer.id)
-    else:
-        tracker.note_interaction(session, runtime, customer.id, now)
     log.info("inbound %s from %s stored as message %s%s", parsed.sid, mask_phone(parsed.phone), message.id,
              f" ({consent})" if consent else "")
-    return InboundOutcome(duplicate=False, message_id=message.id, customer_id=customer.id, consent=consent)
-
-
-def enqueue_processing(runtime: Runtime, message_id: int, consent: ConsentEvent | None, *,
-                       after_commit_of: Session | None, job_suffix: str = "") -> None:
-    """Queue ``bot.jobs.process_inbound`` once per job id: the message's own, or ``job_suffix`` for a second
-    chance (the sweep of messages whose job was lost)."""
-    enqueue_unique(runtime, "high", "bot.jobs.process_inbound", message_id, consent,
-                   job_id=f"{runtime.keys.prefix}-inbound-{message_id}{job_suffix}", after_commit_of=after_commit_of,
-                   retry=Retry(max=2, interval=[5, 30]), job_timeout=60)
+    return InboundOutcome(duplicate=False, message_id=message.id, customer_id=customer.id, consent=consent,
+                          opted_out=customer.opted_out, at=now)
 
 
 def _apply_consent(customer: Customer, body: str, now: datetime) -> ConsentEvent | None:
     """Apply what this message says about consent, at once (before the webhook answers).
 
-    A clear opt-out (bot.consent, generous with typos and phrasing) opts out. A message that might be one asks once
+    A clear opt-out (channel.consent, generous with typos and phrasing) opts out. A message that might be one asks once
     ("do you want to stop receiving our messages? answer SIM"); until the shopper answers, no automated message
     goes out (recovery.eligibility). The very next message answers: a yes opts out, a no or anything else closes
     the question. An opted-out shopper comes back with VOLTAR; "SAIR" again changes nothing (the engine confirms).

@@ -57,7 +57,8 @@ from datetime import timedelta
 from typing import Literal
 
 from rapidfuzz.distance import DamerauLevenshtein
-from unidecode import unidecode
+
+from core.text import normalize
 
 # The advertised keywords (what templates tell shoppers to send); all of them are clear readings below.
 OPT_OUT_WORDS = frozenset({"sair", "parar", "pare", "stop", "cancelar", "descadastrar", "descadastre", "unsubscribe"})
@@ -69,11 +70,6 @@ Reading = Literal["opt_out", "opt_in", "unsure_opt_out"]
 # The bot asked "do you want to stop receiving our messages?": the shopper's next message within this time answers
 # it, and until they answer no automated message goes out to them.
 QUESTION_OPEN_FOR = timedelta(days=7)
-
-
-def normalize(text: str) -> str:
-    """Lower case, no accents, punctuation to spaces, single spaces."""
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", unidecode(text or "").lower())).strip()
 
 
 # ---------------------------------------------------------------------------------------------------------------

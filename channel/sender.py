@@ -26,9 +26,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from bot.consent import question_open
-from bot.ratelimit import RateLimiter
-from bot.window import content_variables, in_service_window, template_for
+from channel.consent import question_open
+from channel.ratelimit import RateLimiter
+from channel.window import content_variables, in_service_window, template_for
 from core.phones import mask_phone
 from core.queues import enqueue_unique
 from core.runtime import Runtime
@@ -202,9 +202,11 @@ def retry_policy() -> Retry:
 
 def enqueue_delivery(runtime: Runtime, message_id: int, *, automated: bool, after_commit_of: Session | None = None,
                      attempt: int = 0) -> None:
-    """Queue ``bot.jobs.deliver`` under a fixed, unique job id, so re-queueing a message whose job may still
+    """Queue ``channel.jobs.deliver`` under a fixed, unique job id, so re-queueing a message whose job may still
     exist (a retried job, the stale-message sweep) never doubles it."""
-    enqueue_unique(runtime, "default" if automated else "high", "bot.jobs.deliver", message_id,
+    from channel.jobs import deliver  # the job module imports this one
+
+    enqueue_unique(runtime, "default" if automated else "high", deliver, message_id,
                    job_id=f"{runtime.keys.prefix}-deliver-{message_id}-{attempt}", after_commit_of=after_commit_of,
                    retry=retry_policy(), job_timeout=DELIVERY_TIMEOUT)
 
@@ -288,7 +290,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     status = _provider_status(receipt.status)
     _set(session, message.id, status=status, provider_sid=receipt.sid, error_reason=None, sent_at=now)
     session.commit()
-    from bot.status import apply_early_status
+    from channel.status import apply_early_status
 
     apply_early_status(session, runtime, receipt.sid)
     log.info("message %s sent to %s as %s", message.id, mask_phone(customer.phone), receipt.sid)

@@ -13,7 +13,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.consent import normalize
+from core.text import normalize
 from models import Product
 
 WORD_CUTOFF = 78  # rapidfuzz ratio (0-100) for a query word to count as matching a product word
