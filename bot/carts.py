@@ -1,14 +1,15 @@
-"""The cart a shopper builds in the chat, and its checkout link on the shop's site."""
+"""The cart a shopper builds in the chat: one line per variant (a size, a colour), capped by stock."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.templating import brl
-from models import Cart, CartItem, CartStatus, Customer, Product
+from models import Cart, CartItem, CartStatus, Customer, Variant
 
 MAX_QUANTITY = 99
 
@@ -22,16 +23,28 @@ def open_cart(session: Session, customer: Customer, *, create: bool, now: dateti
     return cart
 
 
-def add_product(cart: Cart, product: Product, quantity: int, now: datetime) -> None:
-    for item in cart.items:
-        if item.sku == product.sku:
-            item.quantity = min(MAX_QUANTITY, item.quantity + quantity)
-            break
+@dataclass(frozen=True)
+class Added:
+    quantity: int  # what went into the cart this time (capped by stock)
+    capped: bool  # fewer than asked: the stock did not allow more
+
+
+def add_variant(cart: Cart, variant: Variant, quantity: int, now: datetime) -> Added:
+    """Put ``quantity`` of ``variant`` in the cart (one line per variant), never beyond its stock."""
+    line = next((item for item in cart.items if item.variant_id == variant.id or item.sku == variant.sku), None)
+    held = line.quantity if line is not None else 0
+    limit = MAX_QUANTITY if variant.stock is None else min(MAX_QUANTITY, max(0, variant.stock))
+    wanted = held + quantity
+    total = min(limit, wanted)
+    if line is None:
+        line = CartItem(product_id=variant.product_id, variant_id=variant.id, sku=variant.sku, name=variant.label(),
+                        quantity=total, unit_price=variant.price)
+        cart.items.append(line)
     else:
-        cart.items.append(CartItem(product_id=product.id, sku=product.sku, name=product.name,
-                                   quantity=min(MAX_QUANTITY, quantity), unit_price=product.price))
+        line.quantity, line.unit_price, line.variant_id = total, variant.price, variant.id
     cart.recompute_total()
     cart.updated_at = now
+    return Added(quantity=total - held, capped=total < wanted)
 
 
 def remove_item(cart: Cart, index: int, now: datetime) -> CartItem | None:

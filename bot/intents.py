@@ -37,6 +37,7 @@ class Parsed:
     intent: Intent
     number: int | None = None  # item number (1-based) or menu option
     quantity: int = 1
+    rest: str = ""  # what follows the item number: "tamanho G", "a azul" (the variant asked for)
 
 
 GREETINGS = {"oi", "oii", "oiii", "ola", "olaa", "opa", "eai", "e ai", "bom dia", "boa tarde", "boa noite", "menu",
@@ -55,10 +56,11 @@ ADD = [re.compile(p) for p in (
     rf"^(?:eu )?(?:quero|qro|kero|queria|vou querer|adiciona|adicionar|adicione|coloca|colocar|coloque|add|pode colocar|"
     rf"manda|compra|comprar|leva|levar|levo|pega|pegar)(?: (?:o|a|os|as|no|item|produto|opcao|numero|n))* "
     rf"(?:{_NUMBER} (?:unidades?|un|pares?|pecas?) )?(?:(?:do|da|de) (?:item |produto |opcao |numero )?)?{_NUMBER}"
-    rf"(?: no carrinho| na sacola| pra mim)?$",
+    rf"(?P<rest>(?: [a-z0-9]+){{0,5}}?)(?: no carrinho| na sacola| pra mim)?$",
 )]
 QUANTITY_OF = re.compile(rf"^(?:eu )?(?:quero|qro|kero|queria|adiciona|adicionar|coloca|colocar|add|manda|levo|leva) "
-                         rf"{_NUMBER} (?:unidades? |un |pares? |pecas? )?(?:do|da|de) (?:item |produto |opcao |numero )?{_NUMBER}$")
+                         rf"{_NUMBER} (?:unidades? |un |pares? |pecas? )?(?:do|da|de) (?:item |produto |opcao |numero )?{_NUMBER}"
+                         rf"(?P<rest>(?: [a-z0-9]+){{0,5}}?)(?: no carrinho| na sacola| pra mim)?$")
 REMOVE = re.compile(rf"^(?:remover|remove|remova|tirar|tira|tire|excluir|exclui|apagar|apaga)(?: (?:o|a|item))* {_NUMBER}"
                     rf"(?: do carrinho| da sacola)?$")
 DETAILS = re.compile(rf"^(?:detalhes?|mais sobre|mais info(?:rmacoes|rmacao)?|info|ver|sobre|fotos?|descricao)"
@@ -88,11 +90,13 @@ def parse(text: str, *, has_results: bool) -> Parsed:
             return Parsed(Intent.PICK, number=number)
         return Parsed(Intent.MENU_OPTION, number=number)
     if match := QUANTITY_OF.match(clean):
-        return Parsed(Intent.ADD, number=int(match.group(2)), quantity=max(1, int(match.group(1))))
+        return Parsed(Intent.ADD, number=int(match.group(2)), quantity=max(1, int(match.group(1))),
+                      rest=(match.group("rest") or "").strip())
     for pattern in ADD:
         if match := pattern.match(clean):
             quantity = int(match.group(1)) if match.group(1) else 1
-            return Parsed(Intent.ADD, number=int(match.group(2)), quantity=max(1, quantity))
+            return Parsed(Intent.ADD, number=int(match.group(2)), quantity=max(1, quantity),
+                          rest=(match.group("rest") or "").strip())
     if match := REMOVE.match(clean):
         return Parsed(Intent.REMOVE, number=int(match.group(1)))
     if match := DETAILS.match(clean):

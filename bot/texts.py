@@ -57,8 +57,10 @@ def render(session: Session, key: str, *, store_name: str, **variables) -> str:
 
 # What each text is for (shown to the merchant) and the sample values its preview is rendered with: the same
 # variables bot/engine.py passes. A test renders every default text with its sample, so they cannot drift apart.
-_PRODUCTS = [{"nome": "Tênis Corrida Preto", "preco": "R$ 299,90", "link": "https://loja.example/p/tenis"},
-             {"nome": "Camiseta Básica Branca", "preco": "R$ 59,90", "link": "https://loja.example/p/camiseta"}]
+_PRODUCTS = [{"nome": "Tênis Corrida Preto", "preco": "R$ 299,90", "link": "https://loja.example/p/tenis",
+              "tamanhos": ["40", "41", "42"]},
+             {"nome": "Camiseta Básica Branca", "preco": "R$ 59,90", "link": "https://loja.example/p/camiseta",
+              "tamanhos": []}]
 DESCRIPTIONS: dict[str, str] = {
     "menu": "Menu principal (aparece dentro de outras mensagens como {{ menu }})",
     "greeting": "Boas-vindas", "fallback": "Quando o robô não entende",
@@ -73,20 +75,26 @@ DESCRIPTIONS: dict[str, str] = {
     "opt_out_question": "Pergunta se o cliente quer parar de receber mensagens",
     "opt_out_kept": "Cliente respondeu que quer continuar recebendo mensagens",
     "opt_out_again": "Cliente já descadastrado pediu para sair de novo",
+    "choose_variant": "Pergunta de tamanho ou cor ao colocar no carrinho",
+    "variant_sold_out": "Tamanho ou cor esgotado",
 }
 SAMPLES: dict[str, dict] = {
     "menu": {}, "fallback": {}, "fallback_offer_person": {}, "search_prompt": {}, "cart_empty": {},
     "no_orders": {}, "handoff_created": {}, "handoff_existing": {}, "media_received": {},
     "opt_out_confirmed": {}, "opt_in_confirmed": {}, "opt_out_question": {}, "opt_out_kept": {}, "opt_out_again": {},
     "greeting": {"nome": "Ana"},
-    "search_results": {"produtos": _PRODUCTS, "tamanho_indisponivel": None, "sem_tamanho": []},
+    "search_results": {"produtos": _PRODUCTS, "tamanho_indisponivel": None, "sem_tamanho": [],
+                       "marca_ausente": None, "tamanho_inexistente": None, "cor_inexistente": None},
     "no_results": {"busca": "sandália azul", "categorias": ["Calçados", "Camisetas"], "tamanho_indisponivel": "44",
-                   "sem_tamanho": ["Tênis Corrida Preto"]},
+                   "sem_tamanho": ["Tênis Corrida Preto (ainda tem 40, 41)"], "marca_ausente": None},
+    "choose_variant": {"produto": "Tênis Corrida Preto", "opcoes": ["40", "41", "42"]},
+    "variant_sold_out": {"produto": "Tênis Corrida Preto", "tamanho": "44", "disponiveis": ["40", "41"]},
     "product_details": {"numero": 1, "produto": {"nome": "Tênis Corrida Preto", "preco": "R$ 299,90",
                                                  "descricao": "Leve e confortável.", "cor": "Preto",
                                                  "tamanhos": ["38", "39", "40"], "link": "https://loja.example/p/tenis"}},
     "invalid_choice": {"numero": 7, "total_opcoes": 3},
-    "cart_summary": {"adicionado": "Tênis Corrida Preto", "removido": None, "total": "R$ 419,70", "mais": 0,
+    "cart_summary": {"adicionado": "Tênis Corrida Preto", "removido": None, "so_em_estoque": False,
+                     "total": "R$ 419,70", "mais": 0,
                      "itens": [{"nome": "Tênis Corrida Preto", "quantidade": 1, "subtotal": "R$ 299,90"},
                                {"nome": "Camiseta Básica Branca", "quantidade": 2, "subtotal": "R$ 119,80"}]},
     "checkout": {"total": "R$ 419,70", "link": "https://loja.example/checkout/c-123"},
@@ -105,11 +113,18 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
     "search_results": [
         ("com um tamanho em falta", {"tamanho_indisponivel": "44", "sem_tamanho": ["Camiseta Básica Branca"]}),
         ("com um só produto", {"produtos": _PRODUCTS[:1]}),
+        ("para uma marca que a loja não tem", {"marca_ausente": "Nike"}),
+        ("para um tamanho que a loja não tem", {"tamanho_inexistente": "37"}),
+        ("para uma cor que a loja não tem", {"cor_inexistente": "roxo"}),
     ],
     "no_results": [
         ("sem tamanho em falta", {"tamanho_indisponivel": None, "sem_tamanho": []}),
         ("sem categorias", {"categorias": [], "tamanho_indisponivel": None, "sem_tamanho": []}),
+        ("para uma marca que a loja não tem", {"marca_ausente": "Nike", "tamanho_indisponivel": None,
+                                               "sem_tamanho": []}),
     ],
+    "choose_variant": [("com duas opções", {"opcoes": ["Preto 40", "Azul 40"]})],
+    "variant_sold_out": [("sem outra opção", {"tamanho": None, "disponiveis": []})],
     "product_details": [
         ("para um produto sem descrição, cor nem tamanhos",
          {"produto": {**SAMPLES["product_details"]["produto"], "descricao": "", "cor": "", "tamanhos": [],
@@ -122,6 +137,7 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("só mostrando o carrinho", {"adicionado": None, "removido": None}),
         ("com um carrinho vazio", {"adicionado": None, "removido": None, "itens": [], "total": "R$ 0,00"}),
         ("com mais itens do que a lista mostra", {"adicionado": None, "removido": None, "mais": 35}),
+        ("com a quantidade limitada ao estoque", {"adicionado": "3x Tênis Corrida Preto 42", "so_em_estoque": True}),
     ],
     "order_status": [("com vários pedidos", {"pedidos": [{**_ORDER, "numero": f"o-10{n:02d}"} for n in range(5)]})],
     "faq_list": [("sem dúvidas cadastradas", {"topicos": []})],

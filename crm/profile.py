@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.templating import TemplateRenderError, render_text, validate
 from crm.opportunities import PRIORITY_NAMES, crm_settings
 from models import (
-    Cart, CartStatus, Customer, Message, Opportunity, Order, Product, RecoveryAttempt, User,
+    Cart, CartStatus, Customer, Message, Opportunity, Order, Product, RecoveryAttempt, User, Variant,
 )
 
 HISTORY_LIMIT = 50
@@ -30,8 +30,13 @@ def recommended_products(session: Session, customer: Customer, skus: list[str] |
         skus = [item.sku for item in cart.items] if cart is not None else []
     if not skus:
         return []
-    found = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(skus), Product.active))}
-    return [found[s] for s in dict.fromkeys(skus) if s in found][:RECOMMENDED_LIMIT]
+    # A SKU names a variant (a cart line); a manager's list may also name a product by its key.
+    found = {v.sku: v.product for v in session.scalars(
+        select(Variant).join(Product).where(Variant.sku.in_(skus), Product.active))}
+    for product in session.scalars(select(Product).where(Product.key.in_(skus), Product.active)):
+        found.setdefault(product.key, product)
+    products = [found[s] for s in dict.fromkeys(skus) if s in found]
+    return list({p.id: p for p in products}.values())[:RECOMMENDED_LIMIT]
 
 
 def suggestion_variables(customer: Customer, seller: User | None, store_name: str, products: list[Product]) -> dict:

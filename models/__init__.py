@@ -2,7 +2,7 @@
 
 from models.base import ZERO, Base, utcnow
 from models.bot import BotText, FaqEntry, HandoffRequest, HandoffStatus, WhatsAppTemplate
-from models.catalog import Product
+from models.catalog import Product, Variant
 from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
 from models.crm import (
     OPEN_STATUSES, CrmSettings, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus, OpportunityType,
@@ -17,7 +17,7 @@ from models.system import SystemFlag
 
 __all__ = [
     "Base", "ZERO", "utcnow", "Database", "make_engine",
-    "Store", "User", "UserSession", "Role", "ApiToken", "Customer", "Product",
+    "Store", "User", "UserSession", "Role", "ApiToken", "Customer", "Product", "Variant",
     "Message", "MessageStatus", "Direction",
     "Cart", "CartItem", "CartStatus", "Order", "OrderItem", "OrderStatus",
     "SystemFlag",

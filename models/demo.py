@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.security import hash_password
-from models import CouponKind, CouponRule, FaqEntry, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User
+from models import (
+    CouponKind, CouponRule, FaqEntry, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User, Variant,
+)
 from models.recovery import DEFAULT_TEMPLATE
 
 DEMO_FLAG = "demo_data"
@@ -61,21 +63,30 @@ _LINES = [
 
 
 def demo_products() -> list[dict]:
+    """One product per line and colour, one variant per size, each with some stock (a few sizes sold out)."""
     products = []
     for category, brand, base, price, colours, sizes in _LINES:
         for colour in colours:
             name = f"{base} {colour}"
-            sku = "DEMO-" + hashlib.sha1(name.encode()).hexdigest()[:8].upper()
+            key = "DEMO-" + hashlib.sha1(name.encode()).hexdigest()[:8].upper()
+            variants = []
+            for index, size in enumerate(sizes):
+                sku = key if len(sizes) == 1 else f"{key}-{size.replace('/', '-')}"
+                # Deterministic stock: the largest size of every third product is sold out.
+                sold_out = index == len(sizes) - 1 and len(sizes) > 2 and int(key[-1], 16) % 3 == 0
+                variants.append({"sku": sku, "size": size, "color": colour, "options": {"Tamanho": size, "Cor": colour},
+                                 "price": Decimal(price), "stock": 0 if sold_out else 5 + (index * 3) % 7})
             products.append(
                 {
-                    "sku": sku,
+                    "key": key,
                     "name": name,
                     "description": f"{base} da {brand}, cor {colour.lower()}.",
                     "price": Decimal(price),
                     "category": category,
                     "brand": brand,
-                    "attributes": {"cor": colour.lower(), "tamanhos": sizes},
-                    "url": f"https://loja.example/produto/{sku.lower()}",
+                    "attributes": {},
+                    "url": f"https://loja.example/produto/{key.lower()}",
+                    "variants": variants,
                 }
             )
     return products
@@ -145,8 +156,11 @@ def seed(session: Session) -> str:
             User(email=email, name=name, role=Role.SELLER, password_hash=password_hash, store_id=stores[store_code].id,
                  seller_code=seller_code, region_ddds=ddds, max_portfolio=300, active=True)
         )
-    for product in demo_products():
-        session.add(Product(**product))
+    for spec in demo_products():
+        variants = spec.pop("variants")
+        product = Product(**spec)
+        product.variants = [Variant(**variant) for variant in variants]
+        session.add(product)
     _seed_recovery(session)
     _seed_faq(session)
     session.add(SystemFlag(key=DEMO_FLAG, value="1"))

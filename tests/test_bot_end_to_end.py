@@ -18,8 +18,12 @@ def _run(runtime):
 
 def _replies(session, customer_id):
     session.expire_all()
-    return [m for m in session.scalars(select(Message).where(Message.customer_id == customer_id,
-                                                             Message.direction == "outbound").order_by(Message.id))]
+    replies = [m for m in session.scalars(select(Message).where(Message.customer_id == customer_id,
+                                                                Message.direction == "outbound").order_by(Message.id))]
+    # End this read's transaction: the suite's sessions share one connection, and a later rollback of this one
+    # would take the web app's and the worker's commits made meanwhile with it.
+    session.commit()
+    return replies
 
 
 def test_search_add_and_checkout_over_whatsapp(client, runtime, session):
@@ -60,3 +64,94 @@ def test_opt_out_confirmed_once_then_no_automated_message(client, runtime, sessi
     blocked = queue_message(session, runtime, customer, kind="recovery", body="volte!", automated=True, now=utcnow())
     session.commit()
     assert blocked.status is MessageStatus.BLOCKED and blocked.error_reason == "opted_out"
+
+
+# --- variants: sizes asked once, stock respected, the cart restored by the recovery link ---------------------
+
+def _say(client, runtime, session, text):
+    post_inbound(client, runtime.settings, body=text)
+    _run(runtime)
+    customer = session.scalar(select(Customer))
+    return _replies(session, customer.id)[-1].body
+
+
+def _cart_lines(session):
+    from models import Cart, CartItem
+
+    session.expire_all()
+    return [(item.sku, item.name, item.quantity, item.variant_id is not None) for item in
+            session.scalars(select(CartItem).join(Cart).where(Cart.source == "bot").order_by(CartItem.id))]
+
+
+def _demo_variant(session, name, size):
+    from models import Product, Variant
+
+    return session.scalar(select(Variant).join(Product).where(Product.name == name, Variant.size == size))
+
+
+def test_a_size_in_the_search_goes_into_the_cart_without_asking(client, runtime, session):
+    seed(session)
+    session.commit()
+    _say(client, runtime, session, "tem tenis preto 42?")
+    added = _say(client, runtime, session, "quero o 1")
+    shoe = _demo_variant(session, "Tênis Corrida Preto", "42")
+    assert "Tênis Corrida Preto 42" in added
+    assert _cart_lines(session) == [(shoe.sku, "Tênis Corrida Preto 42", 1, True)]
+
+
+def test_without_a_size_the_bot_asks_which_and_the_answer_picks_the_variant(client, runtime, session):
+    seed(session)
+    session.commit()
+    _say(client, runtime, session, "tem tenis corrida preto?")
+    question = _say(client, runtime, session, "quero o 1")
+    assert "Qual você quer?" in question and "40" in question and "42" in question
+    assert _cart_lines(session) == []
+    added = _say(client, runtime, session, "o 41")
+    assert "Tênis Corrida Preto 41" in added
+    assert [line[1] for line in _cart_lines(session)] == ["Tênis Corrida Preto 41"]
+    # A size in the message itself is used at once.
+    _say(client, runtime, session, "camiseta basica branca")
+    _say(client, runtime, session, "quero a 1 tamanho G")
+    assert [line[1] for line in _cart_lines(session)] == ["Tênis Corrida Preto 41", "Camiseta Básica Branca G"]
+
+
+def test_a_sold_out_size_is_said_plainly_with_the_sizes_left(client, runtime, session):
+    from models import Variant
+
+    seed(session)
+    shoe = _demo_variant(session, "Tênis Corrida Preto", "43")
+    shoe.stock = 0
+    session.commit()
+    _say(client, runtime, session, "tenis corrida preto")
+    answer = _say(client, runtime, session, "quero o 1 tamanho 43")
+    assert "acabou" in answer and "42" in answer
+    assert _cart_lines(session) == []
+    limited = session.get(Variant, _demo_variant(session, "Tênis Corrida Preto", "42").id)
+    limited.stock = 2
+    session.commit()
+    capped = _say(client, runtime, session, "quero 5 do 1 tamanho 42")
+    assert "2x Tênis Corrida Preto 42" in capped and "estoque" in capped
+    assert _cart_lines(session)[0][2] == 2
+
+
+def test_the_recovery_link_restores_a_chat_cart_even_without_finalizar(client, runtime, session):
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from models import utcnow
+    from recovery.tick import run_tick
+    from tests.recovery_helpers import enable_recovery, recovery_messages
+
+    seed(session)
+    session.commit()
+    enable_recovery(session, quiet_start="00:00", quiet_end="00:00")
+    _say(client, runtime, session, "tenis corrida preto 42")
+    _say(client, runtime, session, "quero o 1")
+    run_tick(session, runtime, utcnow() + timedelta(minutes=11))
+    [message] = recovery_messages(session)
+    link = next(word for word in message.body.split() if "/checkout" in word)
+    shoe = _demo_variant(session, "Tênis Corrida Preto", "42")
+    query = parse_qs(urlparse(link).query)
+    assert query["itens"] == [f"{shoe.sku}:1"]
+    [code] = query["cupom"]  # the message's coupon is applied at checkout too
+    assert f"*{code}*" in message.body

@@ -73,10 +73,19 @@ def test_search_tolerates_typos_and_missing_accents(chat, text, expected):
     assert expected in chat(text)
 
 
-def test_a_size_that_is_not_available_is_said(chat):
+def test_a_size_the_product_never_had_is_said_with_the_sizes_it_has(chat):
     reply = chat("tenis corrida preto 37")
-    assert "37" in reply and "Tênis Corrida Preto" in reply
-    assert "Não encontrei o tamanho" in reply or "está em falta" in reply
+    assert "Não temos o tamanho *37*" in reply and "Tênis Corrida Preto" in reply and "38" in reply
+
+
+def test_a_sold_out_size_is_said_with_the_sizes_left(chat, shop):
+    from models import Product, Variant
+
+    sold = shop.scalar(select(Variant).join(Product).where(Product.name == "Tênis Corrida Preto", Variant.size == "42"))
+    sold.stock = 0
+    shop.commit()
+    reply = chat("tenis corrida preto 42")
+    assert "O tamanho *42* acabou em" in reply and "ainda tem" in reply and "41" in reply
 
 
 def test_nothing_found_suggests_categories(chat):
@@ -85,21 +94,23 @@ def test_nothing_found_suggests_categories(chat):
 
 
 def test_pick_details_add_with_quantity_cart_remove_and_checkout(chat, shop, ana):
-    chat("tenis preto")
+    chat("tenis preto 42")
     details = chat("1")  # a bare number right after the list picks a product
     assert "*Tênis Corrida Preto*" in details and "42" in details and "quero o 1" in details
-    added = chat("quero 2 do 1")
-    assert "2x Tênis Corrida Preto" in added and "R$\xa0599,80" in added
+    added = chat("quero 2 do 1")  # the size of the search is kept: no question
+    assert "2x Tênis Corrida Preto 42" in added and "R$\xa0599,80" in added
     chat("quero o 2")
     cart = bot_cart(shop, ana)
-    assert [(i.name, i.quantity) for i in cart.items] == [("Tênis Corrida Preto", 2), ("Tênis Casual Couro Preto", 1)]
+    assert [(i.name, i.quantity) for i in cart.items] == [("Tênis Corrida Preto 42", 2),
+                                                          ("Tênis Casual Couro Preto 42", 1)]
     assert cart.total == Decimal("949.70") and cart.status is CartStatus.OPEN
-    chat("quero o 1")  # same product again: quantities merge
+    assert all(item.variant_id is not None for item in cart.items)
+    chat("quero o 1")  # same variant again: quantities merge
     assert bot_cart(shop, ana).items[0].quantity == 3
-    summary = chat("ver carrinho")
+    summary = chat("carrinho")
     assert "*Total: R$\xa01.249,60*" in summary
     removed = chat("remover o 2")
-    assert "Tirei Tênis Casual Couro Preto" in removed
+    assert "Tirei Tênis Casual Couro Preto 42" in removed
     link_reply = chat("finalizar")
     cart = bot_cart(shop, ana)
     assert cart.checkout_url in link_reply and "R$\xa0899,70" in link_reply
@@ -108,10 +119,13 @@ def test_pick_details_add_with_quantity_cart_remove_and_checkout(chat, shop, ana
     assert cart.checkout_url.startswith("https://loja.example/checkout?")
 
 
-def test_unknown_item_number_is_explained(chat):
-    chat("camiseta")
-    assert "Não achei o item *9*" in chat("quero o 9")
-    assert "Não achei o item" in chat("detalhes do 7")
+def test_without_a_size_the_engine_asks_and_an_unknown_answer_drops_the_question(chat, shop, ana):
+    question = chat("quero ver tenis corrida preto") and chat("quero o 1")
+    assert "Qual você quer?" in question and "Preto 38" not in question  # one colour: sizes only
+    assert "Não encontrei" not in chat("41") and bot_cart(shop, ana).items[0].name == "Tênis Corrida Preto 41"
+    chat("tenis corrida preto")
+    chat("quero o 1")
+    assert "Formas de pagamento" in chat("4")  # not a size of this shoe: the menu option, the question dropped
 
 
 def test_bare_number_is_a_menu_option_when_no_list_is_showing(chat, shop):

@@ -2,6 +2,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from models import Cart, CartItem, Customer, Message, MessageStatus, Direction, Product, Order, OrderStatus
@@ -39,7 +40,7 @@ def test_money_is_decimal_and_exact(session):
 
 @pytest.mark.parametrize("model,kwargs", [
     (Customer, {"phone": "+5511999990004"}),
-    (Product, {"sku": "SKU-1", "name": "x", "price": Decimal("1.00")}),
+    (Product, {"key": "P-1", "name": "x", "price": Decimal("1.00")}),
 ])
 def test_unique_keys(session, model, kwargs):
     session.add(model(**kwargs))
@@ -132,6 +133,72 @@ def test_the_models_and_the_migrations_describe_the_same_schema(migrated_databas
 
     from models import Base
 
+    from catalog.index import alembic_include_name
+
     with migrated_database.engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        # The search index's tables live outside the ORM's metadata (FTS5 virtual tables on SQLite).
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": alembic_include_name})
+        differences = compare_metadata(context, Base.metadata)
     assert differences == []
+
+
+def test_a_sku_is_unique_across_products_and_a_variant_goes_with_its_product(session):
+    from models import Variant
+
+    shoe = Product(key="TENIS", name="Tênis", price=Decimal("10.00"),
+                   variants=[Variant(sku="TENIS-40", size="40", price=Decimal("10.00"))])
+    cap = Product(key="BONE", name="Boné", price=Decimal("5.00"))
+    session.add_all([shoe, cap])
+    session.flush()
+    cap.variants.append(Variant(sku="TENIS-40", price=Decimal("5.00")))
+    with pytest.raises(IntegrityError):
+        session.flush()
+    session.rollback()
+    shoe = Product(key="TENIS", name="Tênis", price=Decimal("10.00"),
+                   variants=[Variant(sku="TENIS-40", size="40", stock=0, price=Decimal("10.00")),
+                             Variant(sku="TENIS-41", size="41", stock=None, price=Decimal("10.00"))])
+    session.add(shoe)
+    session.flush()
+    assert [v.available for v in shoe.variants] == [False, True]  # stock None: not tracked, always available
+    assert shoe.variants[1].label() == "Tênis 41"
+    session.delete(shoe)
+    session.flush()
+    assert session.scalar(select(func.count()).select_from(Variant)) == 0
+
+
+def test_migration_0007_turns_listed_sizes_into_variants(tmp_path):
+    """A product of before variants becomes one variant per listed size (its colour and price), a one-size product
+    keeps its SKU (so carts that name it still match), and a chat cart line points at its variant."""
+    import json
+
+    from sqlalchemy import text
+
+    from models import Database, migrate
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}", pooled=False)
+    migrate.upgrade(database.engine, "0006")
+    at = "2026-11-30 10:00:00.000000"
+    with database.engine.begin() as conn:
+        for sku, name, attributes in (("TEN-1", "Tênis Corrida Preto", {"cor": "preto", "tamanhos": ["40", "41"],
+                                                                         "material": "mesh"}),
+                                      ("BONE-1", "Boné", {"cor": "preto", "tamanhos": ["Único"]})):
+            conn.execute(text("INSERT INTO products (sku, name, price, attributes, active, created_at, updated_at) "
+                              "VALUES (:sku, :name, 99.90, :a, true, :at, :at)"),
+                         {"sku": sku, "name": name, "a": json.dumps(attributes), "at": at})
+        conn.execute(text("INSERT INTO customers (id, phone, tags, created_at, updated_at) "
+                          "VALUES (1, '+5511999990001', '[]', :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO carts (id, source, customer_id, status, currency, total, created_at, updated_at)"
+                          " VALUES (1, 'bot', 1, 'open', 'BRL', 99.90, :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO cart_items (cart_id, sku, name, quantity, unit_price) "
+                          "VALUES (1, 'BONE-1', 'Boné', 1, 99.90)"))
+    migrate.upgrade(database.engine, "0007")
+    with database.engine.connect() as conn:
+        variants = conn.execute(text("SELECT p.key, v.sku, v.size, v.color FROM variants v "
+                                     "JOIN products p ON p.id = v.product_id ORDER BY v.id")).all()
+        attributes = [json.loads(a) for (a,) in conn.execute(text("SELECT attributes FROM products ORDER BY id"))]
+        line = conn.execute(text("SELECT v.sku FROM cart_items i JOIN variants v ON v.id = i.variant_id")).scalar()
+    database.engine.dispose()
+    assert variants == [("TEN-1", "TEN-1-40", "40", "Preto"), ("TEN-1", "TEN-1-41", "41", "Preto"),
+                        ("BONE-1", "BONE-1", "Único", "Preto")]
+    assert attributes == [{"material": "mesh"}, {}]
+    assert line == "BONE-1"

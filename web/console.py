@@ -25,7 +25,9 @@ from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
 from crm.access import Action, may
-from models import Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product
+from models import (
+    Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Variant,
+)
 from recovery import coupons
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.messages import VARIABLES, sample_variables, validate_template
@@ -428,7 +430,9 @@ def catalog():
     query = select(Product)
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like),
+        by_sku = select(Variant.product_id).where(func.lower(Variant.sku).like(like))
+        query = query.where(or_(func.lower(Product.name).like(like), func.lower(Product.key).like(like),
+                                Product.id.in_(by_sku),
                                 func.lower(Product.category).like(like), func.lower(Product.brand).like(like)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     products = session.scalars(query.order_by(Product.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
