@@ -1,4 +1,4 @@
-"""`python -m bench [tick|sends|webhook|assignment ...] [--quick] [--pg] [--customers N] [--sellers M]`:
+"""`python -m bench [tick|sends|webhook|assignment|search|reply ...] [--quick] [--pg] [--customers N] [--sellers M]`:
 run the named benchmarks (all by default). Each prints one JSON line on stdout; progress goes to stderr."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("tick", "sends", "webhook", "assignment")
+BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--pg", action="store_true",
-                        help="webhook, sends: PostgreSQL (database `bench`) instead of the embedded SQLite")
+                        help="webhook, sends, reply: PostgreSQL (database `bench`) instead of the embedded SQLite")
     parser.add_argument("--customers", type=int, metavar="N", help="assignment: number of customers")
     parser.add_argument("--sellers", type=int, metavar="M", help="assignment: number of sellers")
     args = parser.parse_args(argv)

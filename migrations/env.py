@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import models  # noqa: F401  (registers every table)
+from catalog.index import alembic_include_name
 from models.base import Base
 
 config = context.config
@@ -28,6 +29,7 @@ with engine.connect() as connection:
             target_metadata=Base.metadata,
             render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables the same way on both
             compare_type=True,
+            include_name=alembic_include_name,  # the search index's tables are not in the ORM metadata
         )
         with context.begin_transaction():
             context.run_migrations()
