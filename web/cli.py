@@ -12,6 +12,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from catalog.importer import FORMATS as CATALOG_FORMATS
 from catalog.importer import CatalogImportError, import_catalog
 from core.inputs import InputError, parse_moment
 from crm.users import UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password
@@ -153,17 +154,27 @@ catalog_cli = AppGroup("catalog", help="Product catalog.")
 
 @catalog_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def catalog_import(file: Path) -> None:
-    """Import FILE (.csv or .json): every row or none; each bad row reported with its line and field."""
+@click.option("--format", "file_format", type=click.Choice(CATALOG_FORMATS), default="auto", show_default=True,
+              help="Our CSV or JSON (one row per variant), or a Shopify or Nuvemshop product export; "
+                   "auto tells them apart by extension and header.")
+@click.option("--deactivate-missing", is_flag=True,
+              help="Deactivate the variants of the file's products that the file does not list.")
+def catalog_import(file: Path, file_format: str, deactivate_missing: bool) -> None:
+    """Import FILE: every row or none; each problem printed as `FILE: line N: field: message`, exit 1."""
     try:
         with _rt().db.transaction() as session:
-            report = import_catalog(session, file)
+            report = import_catalog(session, file, format=file_format, deactivate_missing=deactivate_missing)
     except CatalogImportError as exc:
+        shown = click.format_filename(file)
         for error in exc.errors:
-            click.echo(f"{file.name}: line {error.line}: {error.field}: {error.message}", err=True)
+            click.echo(f"{shown}: line {error.line}: {error.field}: {error.message}", err=True)
         click.echo(f"error: nothing imported ({len(exc.errors)} problem(s))", err=True)
         sys.exit(1)
-    click.echo(f"imported {report.created} new and {report.updated} updated products")
+    layout = " (today's format: one row per product)" if report.legacy else ""
+    deactivated = f", {report.variants_deactivated} deactivated" if deactivate_missing else ""
+    click.echo(f"imported {report.format}{layout}: {report.products_created} new, {report.products_updated} updated "
+               f"and {report.products_unchanged} unchanged products; {report.variants_created} new, "
+               f"{report.variants_updated} updated and {report.variants_unchanged} unchanged variants{deactivated}")
 
 
 recovery_cli = AppGroup("recovery", help="The sales recoverer.")

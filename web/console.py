@@ -18,9 +18,12 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from bot import faq, texts
-from catalog.importer import CatalogImportError, import_catalog
+from catalog.importer import FORMAT_LABELS as CATALOG_FORMAT_LABELS
+from catalog.importer import FORMATS as CATALOG_FORMATS
+from catalog.importer import CatalogImportError, ImportReport, import_catalog
 from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
@@ -413,16 +416,22 @@ def faq_preview():
 @allowed(Action.READ_CATALOG)
 def catalog():
     session = db_session()
-    row_errors = []
+    row_errors: list[tuple[int, str, str]] = []
     status = 200
+    upload_form = {"formato": "auto", "desativar_ausentes": False}
     if request.method == "POST":
         if not may(current_user, Action.CONFIGURE_BRAND):
             abort(403)
         upload = request.files.get("arquivo")
-        if upload is None or not upload.filename:
+        upload_form = {"formato": request.form.get("formato", "auto"),
+                       "desativar_ausentes": request.form.get("desativar_ausentes") == "1"}
+        if upload_form["formato"] not in CATALOG_FORMATS:
+            row_errors, status = [(0, "formato", "escolha um dos formatos da lista")], 400
+        elif upload is None or not upload.filename:
             row_errors, status = [(0, "arquivo", "escolha um arquivo .csv ou .json")], 400
         else:
-            row_errors, status = _import_upload(session, upload)
+            row_errors, status = _import_upload(session, upload, upload_form["formato"],
+                                                upload_form["desativar_ausentes"])
             if not row_errors:
                 return redirect(url_for(".catalog")), 303
     q = request.args.get("q", "").strip()[:100]
@@ -435,26 +444,92 @@ def catalog():
                                 Product.id.in_(by_sku),
                                 func.lower(Product.category).like(like), func.lower(Product.brand).like(like)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    products = session.scalars(query.order_by(Product.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    return render_template("pages/console/catalog.html", products=products, q=q, page=page, total=total,
-                           pages=max(1, -(-total // PAGE_SIZE)), row_errors=row_errors), status
+    products = session.scalars(query.options(selectinload(Product.variants)).order_by(Product.name, Product.id)
+                               .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template("pages/console/catalog.html", entries=[_catalog_entry(p) for p in products], q=q,
+                           page=page, total=total, pages=max(1, -(-total // PAGE_SIZE)), row_errors=row_errors,
+                           formats=CATALOG_FORMAT_CHOICES, upload_form=upload_form), status
 
 
-def _import_upload(session, upload) -> tuple[list[tuple[int, str, str]], int]:
+CATALOG_FORMAT_CHOICES = [
+    ("auto", "Reconhecer pelo arquivo"),
+    ("csv", "Planilha CSV no nosso modelo"),
+    ("json", "JSON no nosso modelo"),
+    ("shopify", "Exportação de produtos da Shopify"),
+    ("nuvemshop", "Exportação de produtos da Nuvemshop"),
+]
+_STATE_LABELS = {"ok": "disponível", "out": "esgotada", "off": "inativa"}
+
+
+def _catalog_entry(product: Product) -> dict:
+    """A product for the list: its variants grouped by colour, each size a chip (sold out, inactive)."""
+    groups: dict[str | None, list[dict]] = {}
+    counts = {"ok": 0, "out": 0, "off": 0}
+    live_prices = set()
+    for variant in product.variants:
+        state = "off" if not variant.active else "ok" if variant.available else "out"
+        counts[state] += 1
+        if variant.active:
+            live_prices.add(variant.price)
+        others = [str(value) for name, value in (variant.options or {}).items()
+                  if value and str(value) != (variant.color or "")]
+        label = " · ".join(others) or variant.sku
+        stock = "estoque não controlado" if variant.stock is None else f"{variant.stock} em estoque"
+        groups.setdefault(variant.color, []).append({
+            "label": label, "state": state, "stock": variant.stock, "state_label": _STATE_LABELS[state],
+            "title": f"SKU {variant.sku} · {stock}" + ("" if state == "ok" else f" · {_STATE_LABELS[state]}"),
+        })
+    parts = [_plural(len(product.variants), "variante", "variantes")]
+    if counts["out"]:
+        parts.append(_plural(counts["out"], "esgotada", "esgotadas"))
+    if counts["off"]:
+        parts.append(_plural(counts["off"], "inativa", "inativas"))
+    single = len(product.variants) == 1 and not (product.variants[0].options or {})
+    return {"product": product, "groups": list(groups.items()), "summary": " · ".join(parts),
+            "from_price": len(live_prices) > 1, "single": product.variants[0] if single else None}
+
+
+def _plural(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _import_upload(session, upload, file_format: str,
+                   deactivate_missing: bool) -> tuple[list[tuple[int, str, str]], int]:
     suffix = Path(upload.filename).suffix.lower()
     data = upload.read()  # bounded by the app's MAX_CONTENT_LENGTH (413 page beyond it)
     # import_catalog reads a path (the CLI's interface): the upload goes through a private temporary file.
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"catalogo{suffix if suffix in ('.csv', '.json') else suffix[:8]}"
+        safe = suffix[1:].isascii() and suffix[1:].isalnum() and len(suffix) <= 9
+        path = Path(folder) / f"catalogo{suffix if safe else ''}"
         path.write_bytes(data)
         try:
-            report = import_catalog(session, path)
+            report = import_catalog(session, path, format=file_format, deactivate_missing=deactivate_missing)
         except CatalogImportError as exc:
             session.rollback()
             return [(e.line, e.field, e.message) for e in exc.errors], 400
     session.commit()
-    flash(f"Catálogo importado: {report.created} produto(s) novo(s), {report.updated} atualizado(s).", "info")
+    flash(_import_summary(report), "info")
     return [], 303
+
+
+def _import_summary(report: ImportReport) -> str:
+    """'Catálogo importado (Shopify): 2 produtos novos, 1 atualizado; 11 variantes novas, 2 atualizadas.'"""
+    label = CATALOG_FORMAT_LABELS.get(report.format, report.format)
+    if report.legacy:
+        label += ", formato antigo: cada tamanho da coluna tamanhos virou uma variante"
+    products = [text for count, text in (
+        (report.products_created, _plural(report.products_created, "produto novo", "produtos novos")),
+        (report.products_updated, _plural(report.products_updated, "produto atualizado", "produtos atualizados")),
+        (report.products_unchanged, _plural(report.products_unchanged, "produto sem mudança", "produtos sem mudança")),
+    ) if count]
+    variants = [text for count, text in (
+        (report.variants_created, _plural(report.variants_created, "variante nova", "variantes novas")),
+        (report.variants_updated, _plural(report.variants_updated, "variante atualizada", "variantes atualizadas")),
+        (report.variants_deactivated, _plural(report.variants_deactivated, "variante desativada",
+                                              "variantes desativadas")),
+    ) if count]
+    details = "; ".join(", ".join(group) for group in (products, variants) if group) or "nada mudou"
+    return f"Catálogo importado ({label}): {details}."
 
 
 # --- conversations -----------------------------------------------------------------------------------------
