@@ -21,16 +21,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 import catalog.index
-from catalog.importer import (
+from catalog.importing import (
     MAX_FILE_BYTES,
     CatalogImportError,
     ImportReport,
     RowError,
-    _legacy_variant_sku,
     import_catalog,
     parse_price,
     read_catalog,
 )
+from catalog.importing.ours import _legacy_variant_sku
 from crm.users import create_user
 from models import Product, Variant
 

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from catalog.importer import FORMATS as CATALOG_FORMATS
-from catalog.importer import CatalogImportError, import_catalog
+from catalog.importing import FORMATS as CATALOG_FORMATS
+from catalog.importing import CatalogImportError, import_catalog
 from core.inputs import InputError, parse_moment
 from crm.users import UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password
 from models import User, demo, migrate, utcnow

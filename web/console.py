@@ -2,7 +2,7 @@
 conversations and the results dashboard.
 
 Thin views: form fields are turned into the values the core validates (recovery.config, recovery.coupons,
-bot.texts, bot.faq, catalog.importer), and its per-field errors are shown next to the fields.
+bot.texts, bot.faq, catalog.importing), and its per-field errors are shown next to the fields.
 
 Who: admins, and managers responsible for the whole brand (no branch), configure; branch managers and the
 back office read the dashboard, conversations and catalog.
@@ -21,9 +21,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from bot import faq, texts
-from catalog.importer import FORMAT_LABELS as CATALOG_FORMAT_LABELS
-from catalog.importer import FORMATS as CATALOG_FORMATS
-from catalog.importer import CatalogImportError, ImportReport, import_catalog
+from catalog.importing import FORMAT_LABELS as CATALOG_FORMAT_LABELS
+from catalog.importing import FORMATS as CATALOG_FORMATS
+from catalog.importing import CatalogImportError, ImportReport, import_catalog
 from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
