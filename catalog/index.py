@@ -150,14 +150,16 @@ _COLOUR_FORMS = {
     "fucsia": "fucsia",
 }
 COLOUR_WORDS = {form: colour for colour, forms in _COLOUR_FORMS.items() for form in forms.split()}
-# Two-word forms whose first word is not a colour.
-COLOUR_PHRASES = {("off", "white"): "off white", ("azul", "marinho"): "azul marinho"}
+# Forms of several words whose first word is not a colour.
+COLOUR_PHRASES = {("off", "white"): "off white", ("azul", "marinho"): "azul marinho", ("cor", "de", "pele"): "nude"}
 # A base colour followed by one of these is a compound colour: "azul claro", "verde oliva", "cinza mescla".
 COLOUR_MODIFIERS = {
     "claro": "claro", "clara": "claro", "claros": "claro", "claras": "claro",
     "escuro": "escuro", "escura": "escuro", "escuros": "escuro", "escuras": "escuro",
-    "marinho": "marinho", "royal": "royal", "bebe": "bebe", "celeste": "celeste", "petroleo": "petroleo",
-    "turquesa": "turquesa", "oliva": "oliva", "militar": "militar", "musgo": "musgo", "agua": "agua",
+    # Shades shops and shoppers name differently count as one: "azul bebê" is the shop's "azul claro", "verde
+    # militar" its "verde oliva".
+    "marinho": "marinho", "royal": "royal", "bebe": "claro", "celeste": "claro", "petroleo": "petroleo",
+    "turquesa": "turquesa", "oliva": "oliva", "militar": "oliva", "musgo": "oliva", "agua": "agua",
     "limao": "limao", "bandeira": "bandeira", "mescla": "mescla", "mesclado": "mescla", "mesclada": "mescla",
     "neon": "neon", "queimado": "queimado", "queimada": "queimado", "chiclete": "chiclete", "pastel": "pastel",
 }
@@ -186,9 +188,10 @@ def find_colours(words: list[str]) -> list[tuple[int, int, str]]:
     i = 0
     while i < len(words):
         word, nxt = words[i], words[i + 1] if i + 1 < len(words) else None
-        if (word, nxt) in COLOUR_PHRASES:
-            found.append((i, i + 2, COLOUR_PHRASES[(word, nxt)]))
-            i += 2
+        phrase = next((n for n in (3, 2) if tuple(words[i:i + n]) in COLOUR_PHRASES), 0)
+        if phrase:
+            found.append((i, i + phrase, COLOUR_PHRASES[tuple(words[i:i + phrase])]))
+            i += phrase
             continue
         if word in COLOUR_WORDS:
             colour = COLOUR_WORDS[word]

@@ -1,17 +1,19 @@
 """Catalog search for chat text, in the database: "tem tenis pretu 42?" -> the black running shoe in 42.
 
-1. :func:`parse_query` (deterministic, no database): normalise (lower case, no accents), read the size ("42",
-   "38/39", "37 38", "M", "tam G", "nº 40", "calço 38"), the colour (a fixed list of Portuguese colours in
-   all their forms, compound ones like "azul marinho" included), a known brand ("nike"), and keep the other
-   words minus stop words.
+1. :func:`parse_query` (deterministic, no database): normalise (lower case, no accents, a letter typed three
+   times once: "lindooo"), read the size ("42", "38/39", "37 38", "M", "tam G", "nº 40", "calço 38"; a "p"
+   followed by a word that cannot follow a size is "para"), the colour (a fixed list of Portuguese colours in
+   all their forms, compound ones like "azul marinho" and "cor de pele" included), a known brand ("nike"), and
+   keep the other words minus stop words (chat filler, the people a gift is for, the shop's service words).
 2. Each word becomes one or more index terms (:func:`catalog.index.stem`: plural and gender forms share one),
    tried in order until one is in the catalog: the word itself; its diminutive's base ("rasteirinha" ->
-   rasteira); a synonym ("casaco" -> jaqueta); a mistyped colour ("pretu" -> preto); the catalog words close to
-   it (typos: "tenys", "camizeta", "moleton": the vocabulary's trigram index gives a few dozen candidates,
-   scored here by edit distance and by a Portuguese sound-alike key). A word with no match is left out.
+   rasteira); a synonym ("casaco" -> jaqueta); a mistyped colour ("pretu" -> preto); a catalog word it begins;
+   two catalog words typed as one ("calcajeans"); the catalog words close to it (typos: "tenys", "camizeta",
+   "moleton", "kalsa": the vocabulary's trigram index gives a few dozen candidates for the word and for its usual
+   spelling, scored here by edit distance and by a Portuguese sound-alike key). A word with no match is left out.
 3. The index returns the products holding every word (each as any of its terms) in the name, brand or
    category, then anywhere, then the first word (it names the product) and as many of the others as possible,
-   with the colour and size as filters: at most ``CANDIDATES`` rows, ranked by the database (bm25 / ts_rank).
+   then the products a later word names ("calça legging"), with the colour and size as filters: at most ``CANDIDATES`` rows, ranked by the database (bm25 / ts_rank).
    When nothing has the size, or the colour, the same again without them, for ``other_sizes`` / ``other_colors``.
 4. Those rows are scored here (words matched, in which field, how exactly, how much of the name they cover),
    and only the best few are loaded with their variants: variants of the asked colour and size, available first.
@@ -33,6 +35,7 @@ from unidecode import unidecode
 
 from catalog.index import (
     COLOUR_MODIFIERS,
+    COLOUR_PHRASES,
     COLOUR_WORDS,
     LETTER_SIZES,
     colour_base,
@@ -75,7 +78,13 @@ STOPWORDS = {
     "separar", "separe", "envia", "enviar", "levar", "levo", "vi", "vimos", "viu", "achei", "desse", "dessa",
     "deste", "desta", "daquele", "daquela", "disso", "nesse", "nessa", "neste", "nesta", "temos",
     "queremos", "procurei", "ate", "estilo", "parecido", "parecida", "igual", "mesmo", "mesma", "porfavor", "urgente", "rapido", "precisando", "existe", "existem", "chegou", "chegaram", "novo",
-    "nova", "novos", "novas",
+    "nova", "novos", "novas", "marido", "esposa", "esposo", "namorado", "namorada",
+    "filho", "filha", "filhos", "filhas", "mae", "pai", "irmao", "irma", "sobrinho", "sobrinha", "neto", "neta",
+    "sogra", "namorido", "pedido", "pedidos", "entrega", "frete", "obrigado", "obrigada", "brigado", "brigada",
+    # the shop's service, not its products: a search made of these finds nothing
+    "prazo", "entregar", "entregam", "envio", "enviam", "pagamento", "pagar", "pix", "boleto", "parcela", "parcelas",
+    "parcelar", "juros", "troca", "trocar", "devolucao", "devolver", "reembolso", "horario", "endereco", "cep",
+    "rastreio", "rastreamento", "rastrear", "cancelar", "cancelamento", "atendente", "atendimento", "humano",
 }
 # Words that say "I am looking for a product": with them, an empty result is "not found", not "not understood".
 SEARCH_CUES = {"tem", "tens", "teria", "quero", "queria", "procuro", "procurando", "busco", "vende", "vendem",
@@ -96,18 +105,30 @@ KNOWN_BRANDS = {
     "oakley": "oculos", "ray ban": "oculos", "rayban": "oculos", "chilli beans": "oculos", "lupo": "meia",
     "trifil": "meia", "democrata": "sapato", "ferracini": "sapato", "pegada": "sapato", "cavalera": "camiseta",
     "zara": "", "shein": "", "renner": "", "riachuelo": "", "cea": "", "marisa": "", "track field": "legging",
+    "havaiana": "chinelo", "apple": "", "apple watch": "smartwatch", "samsung": "", "crocs": "sandalia",
 }
+# Words around a request that name no product ("um presente pro meu marido, carteira de couro"): left out, but a
+# message with nothing else ("presente para namorada") asks for no product in particular.
+GIFT_WORDS = {"presente", "presentes", "presentear", "lembrancinha", "lembranca", "mimo"}
+# Words that qualify a product without naming it: with an unknown brand, "adidas feminino" is a women's tênis.
+QUALIFIERS = {"feminino", "feminina", "masculino", "masculina", "infantil", "unissex", "adulto", "menina", "menino",
+              "kids", "juvenil", "original", "originais"}
 _BRAND_PHRASES = {tuple(name.split()): name for name in KNOWN_BRANDS if " " in name}
 # When a word is not in the catalog at all: what else a shop may call it.
 SYNONYMS = {
     "casaco": ["jaqueta", "moletom"], "agasalho": ["moletom", "jaqueta"], "blusao": ["moletom"],
     "sneaker": ["tenis"], "tenis": ["sneaker"], "slide": ["chinelo"], "chinelo": ["slide", "rasteira"],
     "bermuda": ["short"], "short": ["bermuda"], "shorts": ["bermuda"], "coturno": ["bota"], "bota": ["coturno"],
-    "tshirt": ["camiseta"], "papete": ["sandalia"], "cap": ["bone"], "leg": ["legging"], "legue": ["legging"],
+    "papete": ["sandalia"], "cap": ["bone"], "leg": ["legging"], "legue": ["legging"],
     "mochila": ["bolsa"], "sapatenis": ["tenis"],
     "rasteirinha": ["rasteira"], "regata": ["camiseta"], "cropped": ["top"], "tenisinho": ["tenis"],
     "pisante": ["tenis"], "havaiana": ["chinelo"], "bata": ["blusa"], "sueter": ["tricot", "moletom"],
     "shortinho": ["short"], "tamanco": ["sandalia"], "scarpin": ["sapato"],
+    "soutien": ["sutia"], "sutien": ["sutia"], "sutian": ["sutia"],
+    "sobretudo": ["casaco", "trench", "jaqueta"], "japona": ["jaqueta"],
+    "frio": ["trico", "tricot", "la", "moletom", "sueter"], "botina": ["bota"], "galocha": ["bota"],
+    "macaquinho": ["macacao"], "tamanca": ["tamanco", "sandalia"], "pochete": ["bolsa"], "bolsinha": ["bolsa"],
+    "calcola": ["calcinha"], "tshirt": ["camiseta"],
 }
 # How much a match in each field counts, and how much each way of matching a word is worth.
 FIELD_WEIGHT = {"name": 1.0, "brand": 0.9, "category": 0.7, "extra": 0.35}
@@ -135,6 +156,7 @@ class Query:
     size: str | None = None  # as typed, normalised: "42", "37/38", "M"
     color: str | None = None  # canonical: "preto", "azul marinho"
     brand: str | None = None  # a known brand ("nike"): whether the store carries it is the search's business
+    gift: bool = False  # the message speaks of a gift (GIFT_WORDS, left out of ``words``)
 
 
 @dataclass
@@ -184,9 +206,17 @@ def _display_size(value: str) -> str:
     return value.upper() if not value[0].isdigit() else value
 
 
+def _could_follow_a_size(word: str) -> bool:
+    """After "camiseta p": a colour, another size, "e"/"ou" ("p ou m"), a number; not "meu", "notebook"."""
+    return (word in COLOUR_WORDS or word in LETTER_SIZES or word.isdigit() or word in {"e", "ou", "a", "ate"}
+            or any(phrase[0] == word for phrase in COLOUR_PHRASES))
+
+
 def parse_query(text: str) -> Query:
     """'Tem camisetas pretas tam G?' -> Query(words=['camisetas'], size='G', color='preto')."""
     raw = unidecode((text or "")[:MAX_QUERY_CHARS].replace("º", "o").replace("°", "o")).lower()
+    raw = re.sub(r"([a-z])\1{2,}", r"\1", raw)  # "obrigadaaa", "oiii", "lindooo": no Portuguese word triples a letter
+    raw = re.sub(r"(?<![a-z])t[- ]shirt", "tshirt", raw)
     raw = re.sub(r"(?<![a-z])([pcs])/", lambda m: {"p": " para ", "c": " com ", "s": " sem "}[m.group(1)], raw)
     size = None
     match = _SIZE_CUE.search(raw) or _SIZE_RANGE.search(raw)
@@ -207,14 +237,16 @@ def parse_query(text: str) -> Query:
             brand = name
             taken.update({i, i + 1})
             break
-    words = []
+    words, gift = [], False
     for i, token in enumerate(tokens):
         if i in taken:
             continue
         before, after = tokens[i - 1] if i else "", tokens[i + 1] if i + 1 < len(tokens) else ""
         if token.isdigit() and len(token) <= 3:
-            if before in QUANTITY_CUES or after in QUANTITY_AFTER:
+            if before in QUANTITY_CUES:
                 words.append(token)  # "kit 3 meias": part of the product
+            elif after in QUANTITY_AFTER:
+                taken.add(i + 1)  # "3 pares de meia": how many, not which
             elif before in PRICE_CUES or after in PRICE_CUES:
                 pass  # "até 200 reais": a price, not a size
             elif size is None:
@@ -223,7 +255,12 @@ def parse_query(text: str) -> Query:
                 size = f"{size}/{token}"  # "chinelo 37 38"
             continue
         if token in LETTER_SIZES and len(tokens) > 1:
+            if token == "p" and after and not _could_follow_a_size(after):
+                continue  # "mochila p notebook", "p meu filho": "p" is "para"
             size = size or token.upper()
+            continue
+        if token in GIFT_WORDS:
+            gift = True
             continue
         if token in STOPWORDS or (len(token) < 2 and not token.isdigit()):
             continue
@@ -231,7 +268,7 @@ def parse_query(text: str) -> Query:
             brand = token
             continue
         words.append(token)
-    return Query(words=words[:MAX_QUERY_WORDS], size=size, color=colour, brand=brand)
+    return Query(words=words[:MAX_QUERY_WORDS], size=size, color=colour, brand=brand, gift=gift)
 
 
 # --- the index, per backend ------------------------------------------------------------------------------
@@ -296,8 +333,8 @@ class _Index:
         if self.sqlite:
             query = f"{{{column}}} : {_quoted(term)}" if column else _quoted(term)
             sql = "SELECT 1 FROM search_docs WHERE search_docs MATCH :q LIMIT 1"
-        elif column:
-            query = f"'{term}':B"
+        elif column:  # the document's weights: A name, B brand and category
+            query = f"'{term}':{'A' if column == 'name' else 'B'}"
             sql = "SELECT 1 FROM search_documents WHERE document @@ to_tsquery('simple', :q) LIMIT 1"
         else:  # the vocabulary's btree: over the documents, LIMIT 1 for a rare term is planned as a full scan
             query = term
@@ -324,8 +361,9 @@ class _Index:
                                              "AND correctable ORDER BY rank LIMIT :n"),
                                         {"q": query, "n": SIMILAR_WORDS})
             return [(term.strip("_"), term_stem) for term, term_stem in rows]
-        if not self._trgm_threshold_set:  # for this transaction only (SET LOCAL)
-            self.session.execute(text("SELECT set_config('pg_trgm.similarity_threshold', '0.2', true)"))
+        if not self._trgm_threshold_set:  # for this transaction only (SET LOCAL); low, as SQLite's any-trigram
+            # match: "jakeda" shares 0.15 of its trigrams with "jaqueta", and similarity() decides
+            self.session.execute(text("SELECT set_config('pg_trgm.similarity_threshold', '0.1', true)"))
             self._trgm_threshold_set = True
         rows = self.session.execute(text("SELECT term, stem FROM search_terms WHERE term % :w AND correctable "
                                          "ORDER BY similarity(term, :w) DESC, term LIMIT :n"),
@@ -354,9 +392,15 @@ def similarity(typed: str, word: str) -> float:
     if typed == word:
         return 1.0
     allowed = 1 if len(typed) <= 5 else 2 if len(typed) <= 9 else 3
-    distance = min(float(OSA.distance(typed, word)), OSA.distance(_sound(typed), _sound(word)) + 0.25)
+    typed_sound, word_sound = _sound(typed), _sound(word)
+    letters = OSA.distance(typed, word)
+    distance = min(float(letters), OSA.distance(typed_sound, word_sound) + 0.25)
     if distance > allowed + 0.25:  # one edit more than allowed only when the rest sounds alike
         return 0.0
+    if letters > allowed and typed_sound[:2] != word_sound[:2]:
+        return 0.0  # alike by sound only: it must begin alike ("kalsa" is calça, "prazo" is not passo)
+    if distance > 1.25 and typed[:2] != word[:2] and typed_sound[:2] != word_sound[:2]:
+        return 0.0  # two slips and a different start: another word ("chuteira" is not "carteira")
     score = 1.0 - distance / max(len(typed), len(word))
     return score - (0.05 if typed[0] != word[0] else 0.0)
 
@@ -375,14 +419,40 @@ class _Word:
     alternatives: list[tuple[str, float]]  # (term, quality), best first
 
 
-def _resolve(index: _Index, word: str, colour_wanted: bool) -> _Word | str | None:
-    """A query word -> its index terms (a _Word), a colour (str) when it is a mistyped one, or None."""
+_RESPELL = [("k", "c"), ("x", "ch"), ("z", "s"), ("y", "i"), ("w", "v")]
+
+
+def _respellings(word: str) -> list[str]:
+    """The word, and as it would be spelled without the letters chat writing swaps in ("kalsa" -> calsa): a
+    typo candidate must share trigrams with what was typed, and "kalsa" shares none with "calca"."""
+    spellings = [word]
+    for typed, usual in _RESPELL:
+        if typed in word:
+            spellings.append(word.replace(typed, usual))
+    return list(dict.fromkeys(spellings))[:3]
+
+
+def _split_joined(index: _Index, word: str) -> list[_Word] | None:
+    """Two catalog words typed without the space: "calcajeans", "trenchcoat"."""
+    if len(word) < 7:
+        return None
+    for cut in range(3, len(word) - 2):
+        left, right = stem(word[:cut]), stem(word[cut:])
+        if index.has_term(left) and index.has_term(right):
+            return [_Word(word[:cut], [(left, TYPO)]), _Word(word[cut:], [(right, TYPO)])]
+    return None
+
+
+def _resolve(index: _Index, word: str, colour_wanted: bool) -> _Word | list[_Word] | str | None:
+    """A query word -> its index terms (a _Word; two for two words typed as one), a colour (str) when it is a
+    mistyped one, or None."""
     term = stem(word)
     if index.has_term(term):
         return _Word(word, [(term, EXACT)])
     base = diminutive_base(word)
-    if base and index.has_term(stem(base)):
-        return _Word(word, [(stem(base), DIMINUTIVE)])
+    for candidate in (base, base + "s") if base else ():  # "rasteirinha" -> rasteira, "tenizinho" -> tenis
+        if index.has_term(stem(candidate)):
+            return _Word(word, [(stem(candidate), DIMINUTIVE)])
     synonyms = [stem(s) for s in SYNONYMS.get(word, []) if stem(s) != term]
     found = [(s, SYNONYM) for s in dict.fromkeys(synonyms) if index.has_term(s)]
     if found:
@@ -396,11 +466,15 @@ def _resolve(index: _Index, word: str, colour_wanted: bool) -> _Word | str | Non
     prefixed = list(dict.fromkeys(s for w, s in index.words_starting(word) if len(w) > len(word)))
     if prefixed:
         return _Word(word, [(t, PREFIX) for t in prefixed])
+    joined = _split_joined(index, word)
+    if joined:
+        return joined
     scored = {}
-    for candidate, candidate_stem in index.similar_words(word):
-        score = similarity(word, candidate)
-        if score >= 0.6 and score > scored.get(candidate_stem, 0.0):
-            scored[candidate_stem] = score
+    for spelling in _respellings(word):
+        for candidate, candidate_stem in index.similar_words(spelling):
+            score = similarity(word, candidate)
+            if score >= 0.6 and score > scored.get(candidate_stem, 0.0):
+                scored[candidate_stem] = score
     if not scored:
         return None
     best = max(scored.values())
@@ -507,6 +581,8 @@ def _words_and_colour(index: _Index, query: Query) -> tuple[list[_Word], str | N
         head_seen = head_seen or is_head
         if isinstance(resolved, str):
             colour = resolved
+        elif isinstance(resolved, list):
+            words.extend(resolved)
         elif resolved is not None:
             words.append(resolved)
         elif is_head:
@@ -522,17 +598,22 @@ def search(session: Session, text: str, limit: int = 5) -> SearchResult:
     result = SearchResult(size=query.size, color=query.color)
     if query.brand:
         brand_terms = [stem(w) for w in query.brand.split()]
-        if all(index.has_term(t, "brand") for t in brand_terms):
+        if all(index.has_term(t, "brand") for t in brand_terms) or (
+                query.words and all(index.has_term(t, "name") for t in brand_terms)):
+            # The store's brand; or a word of its product names ("Camisa Estampada Havaiana") asked for with others
             query.words = [*query.words, *query.brand.split()]
         else:
             result.unknown_brand = query.brand
     words, colour, head_known = _words_and_colour(index, query)
-    if result.unknown_brand and (not words or not head_known) and KNOWN_BRANDS[result.unknown_brand]:
-        # Only the brand was understood ("tem adidas?", "vans old skool"): what a shopper asking for it wants.
-        query.words = KNOWN_BRANDS[result.unknown_brand].split()
+    only_qualifiers = all(w.typed in QUALIFIERS for w in words)
+    if result.unknown_brand and (only_qualifiers or not head_known) and KNOWN_BRANDS[result.unknown_brand]:
+        # Only the brand was understood ("tem adidas?", "vans old skool", "adidas feminino"): what a shopper asking
+        # for it wants, as the words qualified it.
+        query.words = [*KNOWN_BRANDS[result.unknown_brand].split(),
+                       *(w.typed for w in words if only_qualifiers)]
         words, colour, head_known = _words_and_colour(index, query)
     result.color = colour
-    if not head_known or (not words and (query.words or not colour)):
+    if not head_known or (not words and (query.words or not colour or query.gift)):
         return result  # nothing understood, or only words around an unknown product ("geladeira branca")
     query.color = colour
     wanted_sizes = size_keys(query.size) if query.size else frozenset()
@@ -583,6 +664,12 @@ def _candidates(index: _Index, groups: list[list[str]], words: list[_Word], colo
     rows = index.candidates(groups, strong=False, every=False, colour=colour, sizes=sizes) if len(groups) > 2 else []
     if not rows:
         rows = index.candidates(groups[:1], strong=False, every=True, colour=colour, sizes=sizes)
+    if not rows:
+        # Nothing the first word names: a product named by a later word ("calça legging vinho": a legging), never
+        # one that merely shares a later word ("carteira couro": not a leather belt).
+        later = {t for group in groups[1:] for t in group}
+        rows = [row for row in index.candidates([sorted(later)], strong=True, every=True, colour=colour, sizes=sizes)
+                if (row["name"] or "").split()[:1] and (row["name"] or "").split()[0] in later]
     return _rank(rows, words, keep_best_coverage=True)
 
 

@@ -20,15 +20,22 @@ from models.demo import seed
 from tests.search_catalog import generated_products, insert_products
 
 RELEVANCE = Path(__file__).parent / "data" / "search_relevance.tsv"
-# Measured on both backends: 182 of 184 first results right. The two misses: "havaiana branca" (the catalog has a
-# "Camisa Estampada Havaiana", so the word is read as that print, not as a flip-flop) and "blusa de frio" (a
-# sweater: "frio" is not in the catalog, so any blusa comes first).
-MEASURED_PRECISION_AT_1 = 182 / 184
-# Written afterwards by someone who saw only the catalog's product list (not this code nor the set above), and
-# measured once before any change to the search: 128 of 150 (misses: synonyms the search lacked, "cor de pele",
-# "soutien", "sobretudo"; chatty words read as typos; a brand mistaken for a print).
+# Measured on both backends: 184 of 184 first results right (the rules were tuned on this set: it flatters them).
+MEASURED_PRECISION_AT_1 = 184 / 184
+# Written afterwards by someone who saw only the catalog's product list (not this code nor the set above).
+# Measured once before any change: 128 of 150 (synonyms the search lacked: "cor de pele", "soutien", "sobretudo",
+# "blusa de frio"; chatty words read as typos: "obrigadaaa", "pedido"; "p" read as size P in "p meu filho"; a
+# brand taken for a print). The search was then changed for those classes of error, so this set now flatters it
+# too: 139 of 150 on both backends.
 HELDOUT = Path(__file__).parent / "data" / "search_relevance_heldout.tsv"
-MEASURED_HELDOUT_PRECISION_AT_1 = 128 / 150
+MEASURED_HELDOUT_PRECISION_AT_1 = 139 / 150
+# Written after those changes by another person, again from the product list only; measured once: 144 of 160
+# (0.900) on both backends. Its misses were again classes of error, then fixed: two words typed as one
+# ("calcajeans", "trenchcoat"), "t-shirt", shades named differently ("azul bebê" is the shop's azul claro, "verde
+# militar" its verde oliva), "kalsa" (a k for a c: no trigram in common), "tenizinho", "3 pares de meia",
+# "calçola", service words read as typos ("prazo" -> Passo Firme). Now 153 of 160: it flatters the search too.
+ROUND3 = Path(__file__).parent / "data" / "search_relevance_round3.tsv"
+MEASURED_ROUND3_PRECISION_AT_1 = 153 / 160
 
 
 def add_product(session, name, variants, *, brand="Marca Teste", category="Calçados", key=None, active=True):
@@ -101,12 +108,14 @@ def test_relevance_precision_at_1(demo):
     assert precision >= MEASURED_PRECISION_AT_1
 
 
-def test_heldout_relevance(demo):
-    """The held-out set: query -> every product a shop assistant would accept first ('-': nothing should come)."""
+@pytest.mark.parametrize("path,measured", [(HELDOUT, MEASURED_HELDOUT_PRECISION_AT_1),
+                                           (ROUND3, MEASURED_ROUND3_PRECISION_AT_1)], ids=["heldout", "round3"])
+def test_heldout_relevance(demo, path, measured):
+    """Sets written apart: query -> every product a shop assistant would accept first ('-': nothing should come)."""
     session = demo
     first_id = (session.scalar(select(func.max(Product.id))) or 0) + 1
     index.refresh(session, insert_products(session.connection(), generated_products(), first_id=first_id))
-    rows = [line.split("\t") for line in HELDOUT.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.startswith("#")]
     assert len(rows) >= 150
     right, misses = 0, []
@@ -116,9 +125,9 @@ def test_heldout_relevance(demo):
         right += ok
         if not ok:
             misses.append(f"  {query!r} -> {names(hits[:2]) or 'nothing'} ({_note})")
-    print(f"\nheld-out relevance: precision@1 = {right}/{len(rows)} = {right / len(rows):.3f}")
+    print(f"\n{path.name} relevance: precision@1 = {right}/{len(rows)} = {right / len(rows):.3f}")
     print("misses:\n" + ("\n".join(misses) or "  none"))
-    assert right / len(rows) >= MEASURED_HELDOUT_PRECISION_AT_1
+    assert right / len(rows) >= measured
 
 
 # --- query understanding --------------------------------------------------------------------------------
@@ -317,9 +326,48 @@ def test_typos_and_diminutives(demo, text, first):
     assert names(search(demo, text).hits)[0] == first
 
 
+@pytest.mark.parametrize("text,first", [
+    ("calcajeans preta", "Calça Jeans Slim Preta"),  # two words typed as one
+    ("kalsa jeans preta", "Calça Jeans Slim Preta"),  # a k for a c: no trigram in common with the right word
+    ("t-shirt basica preta", "Camiseta Básica Preta"), ("tenizinho corrida azul", "Tênis Corrida Azul"),
+    ("3 pares de meia branca", "Kit 3 Meias Cano Alto Branca"),
+    ("um presente pro meu marido, carteira slim caramelo", "Carteira Slim Caramelo"),
+    ("sapatilha cor de pele", "Sapatilha Bailarina Nude"), ("legging vinhoooo", "Legging Fitness Vinho"),
+    ("calça legging vinho", "Legging Fitness Vinho"),  # the first word hid the product
+])
+def test_chat_writing(demo, text, first):
+    assert names(search(demo, text).shown)[0] == first
+
+
+def test_p_is_a_size_only_where_a_size_goes():
+    assert parse_query("camiseta p").size == "P" and parse_query("camiseta p preta").size == "P"
+    assert parse_query("camiseta p ou m").size == "P"
+    assert parse_query("mochila p notebook").size is None and parse_query("tenis p correr").size is None
+    assert parse_query("short p meu filho").size is None
+
+
+def test_shades_a_shop_names_differently_are_one():
+    assert parse_query("polo azul bebê").color == parse_query("polo azul claro").color == "azul claro"
+    assert parse_query("jaqueta verde militar").color == "verde oliva"
+
+
+def test_an_unknown_brand_with_only_qualifiers_is_its_kind_of_product(demo):
+    result = search(demo, "qro um adidas feminino branco 39 pfv")
+    assert result.unknown_brand == "adidas" and names(result.hits)[0] == "Tênis Corrida Branco"
+
+
+def test_a_brand_word_the_catalog_uses_otherwise_is_a_word_with_others_and_the_brand_alone(session):
+    add_product(session, "Camisa Estampada Havaiana", [("M", "Azul", 3)], category="Roupas")
+    add_product(session, "Chinelo Dedo", [("39/40", "Azul", 3)], brand="Brisa")
+    assert names(search(session, "camisa havaiana").hits) == ["Camisa Estampada Havaiana"]
+    alone = search(session, "tem havaiana azul no 39?")
+    assert alone.unknown_brand == "havaiana" and names(alone.hits) == ["Chinelo Dedo"]
+
+
 def test_nothing_like_it(demo):
     for message in ("quero uma geladeira frost free", "tem pneu aro 15?", "oi", "", "geladeira branca",
-                    "presente para namorada preto"):
+                    "presente para namorada preto", "obrigadaaa ❤️", "meu pedido ainda nao chegou",
+                    "qual o prazo de entrega pra BH?", "chuteira society"):
         result = search(demo, message)
         assert result.hits == [] and result.out_of_size == [] and result.other_sizes == [], message
 
