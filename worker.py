@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheduler:
         run_scheduler(runtime)
         return 0
+    from bot.understanding import warm_up  # the worker runs the conversation engine: its model, trained once
+
+    log.info("intent model ready in %.1f s", warm_up(runtime.db))
     return run_worker(runtime, burst=args.burst)
 
 

@@ -47,10 +47,17 @@ def add_variant(cart: Cart, variant: Variant, quantity: int, now: datetime) -> A
     return Added(quantity=total - held, capped=total < wanted)
 
 
-def remove_item(cart: Cart, index: int, now: datetime) -> CartItem | None:
-    """Remove the item at 1-based ``index``; None when there is no such item."""
+def remove_item(cart: Cart, index: int, now: datetime, quantity: int | None = None) -> CartItem | None:
+    """Remove the item at 1-based ``index`` (or only ``quantity`` of it, when it holds more); None when there is
+    no such item."""
     if not 1 <= index <= len(cart.items):
         return None
+    if quantity is not None and 0 < quantity < cart.items[index - 1].quantity:
+        item = cart.items[index - 1]
+        item.quantity -= quantity
+        cart.recompute_total()
+        cart.updated_at = now
+        return item
     item = cart.items.pop(index - 1)
     cart.recompute_total()
     cart.updated_at = now

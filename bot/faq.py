@@ -1,46 +1,21 @@
-"""The merchant's FAQ: which configured topic a question is about, typo- and accent-tolerant."""
+"""The merchant's FAQ topics: listing and saving them. Which topic a question is about is the intent model's
+business (bot.understanding.model trains one intent per topic)."""
 
 from __future__ import annotations
 
-from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.text import normalize
 from models import FaqEntry
 
-def _cutoff(word: str) -> int:
-    # One typo in a short word changes much of it: "free" is not "frete".
-    return 90 if len(word) <= 5 else 85
+# Example questions train the intent model (bot.understanding.model): enough to teach a topic, not a corpus.
+MAX_EXAMPLES = 40
+MAX_EXAMPLE_LENGTH = 200
 
 
 def entries(session: Session) -> list[FaqEntry]:
     return list(session.scalars(select(FaqEntry).where(FaqEntry.active).order_by(FaqEntry.position, FaqEntry.id)))
-
-
-def match(session: Session, text: str) -> FaqEntry | None:
-    """The topic whose keywords best match the question, or None."""
-    words = normalize(text[:300]).split()
-    if not words:
-        return None
-    best: tuple[float, FaqEntry] | None = None
-    for entry in entries(session):
-        keywords = [normalize(k) for k in [entry.topic, entry.title, *(entry.keywords or [])] if k]
-        single = [k for k in keywords if " " not in k]
-        score = 0.0
-        for word in words:
-            if len(word) < 3:
-                continue
-            found = process.extractOne(word, single, scorer=fuzz.ratio, score_cutoff=_cutoff(word))
-            if found:
-                score = max(score, found[1])
-        phrase_text = " ".join(words)
-        for phrase in (k for k in keywords if " " in k):
-            if fuzz.partial_ratio(phrase, phrase_text) >= 90:
-                score = max(score, 100.0)
-        if score and (best is None or score > best[0]):
-            best = (score, entry)
-    return best[1] if best else None
 
 
 class FaqInvalid(ValueError):
@@ -50,9 +25,10 @@ class FaqInvalid(ValueError):
 
 
 def save_entry(session: Session, entry: FaqEntry | None, *, title: str, keywords: str, answer: str,
-               position: str | int = 0, active: bool = True) -> FaqEntry:
-    """Create or update a topic from the merchant's form. Keywords are comma separated; the topic key is the
-    normalised title. Every problem is reported per field; nothing is written then."""
+               position: str | int = 0, active: bool = True, examples: str = "") -> FaqEntry:
+    """Create or update a topic from the merchant's form. Keywords are comma separated; example questions (the
+    intent model's training data) one per line, blank lines ignored; the topic key is the normalised title.
+    Every problem is reported per field; nothing is written then."""
     errors: dict[str, str] = {}
     title = (title or "").strip()
     answer = (answer or "").strip()
@@ -64,6 +40,11 @@ def save_entry(session: Session, entry: FaqEntry | None, *, title: str, keywords
         errors["title"] = "no máximo 120 caracteres"
     if len(words) > 30 or any(len(w) > 60 for w in words):
         errors["keywords"] = "até 30 palavras-chave de até 60 caracteres"
+    questions = [line.strip() for line in (examples or "").splitlines() if line.strip()]
+    if len(questions) > MAX_EXAMPLES:
+        errors["examples"] = f"no máximo {MAX_EXAMPLES} perguntas de exemplo (uma por linha)"
+    elif any(len(q) > MAX_EXAMPLE_LENGTH for q in questions):
+        errors["examples"] = f"cada pergunta de exemplo pode ter até {MAX_EXAMPLE_LENGTH} caracteres"
     if not answer:
         errors["answer"] = "informe a resposta"
     elif len(answer) > 1200:
@@ -85,6 +66,7 @@ def save_entry(session: Session, entry: FaqEntry | None, *, title: str, keywords
         session.add(entry)
     entry.topic, entry.title, entry.answer = topic, title, answer
     entry.keywords = words
+    entry.examples = questions
     entry.position = position
     entry.active = active
     session.flush()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm.assignment import SellersBusy, assign
 from crm.handoffs import sync_handoff
+from crm.hours import add_open_minutes, store_hours
 from crm.opportunities import PRIORITIES, create, crm_settings
 from core.phones import mask_phone
 from models import (
@@ -34,9 +35,12 @@ def recovery_ref(attempt_id: int) -> str:
 def from_handoff(session: Session, customer: Customer, request: HandoffRequest, now: datetime, tz: ZoneInfo
                  ) -> Opportunity | None:
     """High priority and assigned at once when a seller can take it; otherwise it waits in backlog for the
-    periodic assignment. Runs inside the caller's transaction; a failed attempt to assign changes nothing."""
+    periodic assignment. It is due after the configured response time, counted in opening hours only. Runs
+    inside the caller's transaction; a failed attempt to assign changes nothing."""
+    deadline = add_open_minutes(store_hours(session), now, crm_settings(session).handoff_response_minutes, tz)
     made = create(session, customer, type=OpportunityType.BEHAVIOR, reason="asked_for_person", now=now,
-                  priority=PRIORITIES["high"], source_ref=f"handoff-{request.id}", handoff_id=request.id)
+                  priority=PRIORITIES["high"], deadline=deadline, source_ref=f"handoff-{request.id}",
+                  handoff_id=request.id)
     opportunity = made.opportunity
     if opportunity is None:
         return None

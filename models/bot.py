@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, enum_column, utcnow
@@ -24,6 +24,9 @@ class FaqEntry(Base):
     # Words and phrases that point to this topic, matched accent- and typo-tolerantly.
     keywords: Mapped[list[str]] = mapped_column(JSONType, default=list)
     answer: Mapped[str] = mapped_column(Text)
+    # Questions shoppers ask about the topic, in their words (one per line on the form): the intent model's
+    # training examples.
+    examples: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

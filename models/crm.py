@@ -55,6 +55,10 @@ class CrmSettings(Base):
     attribution_days: Mapped[int] = mapped_column(Integer, default=7)
     default_deadline_hours: Mapped[int] = mapped_column(Integer, default=48)
     suggested_message: Mapped[str] = mapped_column(Text, default=DEFAULT_SUGGESTED_MESSAGE)
+    # When a person answers shoppers (crm.hours: {"mon": [["09:00", "21:00"]], ...}); None: the default hours.
+    opening_hours: Mapped[dict | None] = mapped_column(JSONType)
+    # A handoff's opportunity is due this many minutes of opening hours after the shopper asked (5..1440).
+    handoff_response_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

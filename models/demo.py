@@ -107,9 +107,23 @@ FAQ = [
 ]
 
 
+# Questions shoppers send about each topic, as they type them on WhatsApp: the intent model's examples.
+FAQ_EXAMPLES = {
+    "frete": ["vcs entregam em Manaus?", "qual o valor do frete pro meu cep?", "quanto tempo demora pra chegar?",
+              "tem frete gratis?", "mandam pelos correios ou transportadora?"],
+    "pagamento": ["da pra parcelar no cartão?", "aceita pix?", "parcela em quantas vezes sem juros?",
+                  "tem desconto pagando no pix?", "posso pagar com boleto?"],
+    "trocas": ["se não servir posso trocar?", "como faço pra devolver um produto?", "a troca é gratis?",
+               "veio com defeito, e agora?", "quantos dias tenho pra trocar?"],
+    "horario": ["que horas vcs abrem?", "a loja abre domingo?", "até que horas posso falar com alguém hoje?",
+                "vcs atendem sábado?", "qual o horário de funcionamento?"],
+}
+
+
 def _seed_faq(session: Session) -> None:
     for position, (topic, title, keywords, answer) in enumerate(FAQ):
-        session.add(FaqEntry(topic=topic, title=title, keywords=keywords, answer=answer, position=position))
+        session.add(FaqEntry(topic=topic, title=title, keywords=keywords, answer=answer, position=position,
+                             examples=list(FAQ_EXAMPLES.get(topic, []))))
 
 
 def _seed_recovery(session: Session) -> None:

@@ -155,3 +155,23 @@ def test_the_recovery_link_restores_a_chat_cart_even_without_finalizar(client, r
     assert query["itens"] == [f"{shoe.sku}:1"]
     [code] = query["cupom"]  # the message's coupon is applied at checkout too
     assert f"*{code}*" in message.body
+
+
+# --- understanding, end to end: natural phrasings through the webhook and the worker -------------------------
+
+def test_natural_phrasings_through_the_webhook(client, runtime, session):
+    from models import HandoffRequest
+
+    seed(session)
+    session.commit()
+    assert "Tênis Corrida Preto" in _say(client, runtime, session, "oi, vcs tem tenis corrida preto?")
+    assert "Qual você quer?" in _say(client, runtime, session, "vou levar o primeiro")
+    assert "Coloquei Tênis Corrida Preto 41" in _say(client, runtime, session, "41")
+    assert "*Total: R$\xa0299,90*" in _say(client, runtime, session, "qto deu?")
+    assert "Frete e entrega" in _say(client, runtime, session, "e o frete pra BH, quanto fica?")
+    assert "https://loja.example/checkout?itens=" in _say(client, runtime, session, "pode fechar")
+    assert "Imagina" in _say(client, runtime, session, "obrigada!!")
+    person = _say(client, runtime, session, "tem como falar com uma consultora?")
+    assert "vai falar com você por aqui" in person
+    assert session.scalar(select(HandoffRequest.reason)) == "asked_for_person"
+    session.commit()

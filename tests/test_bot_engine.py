@@ -47,12 +47,18 @@ def bot_cart(session, customer) -> Cart | None:
     return session.scalar(select(Cart).where(Cart.customer_id == customer.id, Cart.source == "bot"))
 
 
-@pytest.mark.parametrize("text", ["oi", "Olá", "ola", "bom dia", "Boa tarde!", "boa noite", "menu", "0", "oii",
-                                  "início", "bom diaa"])
+@pytest.mark.parametrize("text", ["oi", "Olá", "ola", "bom dia", "Boa tarde!", "boa noite", "0", "oii", "bom diaa",
+                                  "e aí, tudo certo?"])
 def test_greeting_shows_the_menu_with_the_name(chat, text):
     reply = chat(text)
     assert "Olá, Ana!" in reply and "Loja Demo" in reply
     assert "*1* Buscar produtos" in reply and "*5* Falar com um vendedor" in reply
+
+
+@pytest.mark.parametrize("text", ["menu", "início", "o que vc faz?", "como funciona isso aqui"])
+def test_asking_what_the_bot_does_shows_the_menu(chat, text):
+    reply = chat(text)
+    assert "Posso te ajudar" in reply and "*1* Buscar produtos" in reply and "*5* Falar com um vendedor" in reply
 
 
 @pytest.mark.parametrize("text", ["tem tenis preto 42?", "Tem tênis preto 42", "tenis pretu 42", "TÊNIS PRETO",
@@ -195,7 +201,7 @@ def test_second_miss_in_a_row_offers_a_person(chat):
 def test_media_empty_emoji_and_very_long_messages(chat):
     assert "só consigo ler mensagens de texto" in chat("", media_count=1)
     assert "*1* Buscar produtos" in chat("")
-    assert "*1* Buscar produtos" in chat("😀🔥👟")
+    assert "👍" in chat("😀🔥👟") and "Imagina" in chat("🙏🙏")  # emoji only: answered in kind, not the menu
     long_reply = chat("tenis " * 1000)
     assert long_reply  # answered, without crashing
 
@@ -246,3 +252,163 @@ def test_a_huge_cart_summary_lists_twenty_lines_and_says_how_many_more(session, 
     session.flush()
     [reply] = respond(session, runtime.redis, runtime.keys, runtime.settings, customer, "carrinho", now=utcnow())
     assert f"e mais {45 - carts.LISTED_LINES} itens" in reply and "Produto 19" in reply and "Produto 20" not in reply
+
+
+# --- understanding in context: references, short answers, small talk, people, hours ------------------------
+
+def test_ordinals_demonstratives_and_the_link_resolve_against_what_is_shown(chat, shop, ana):
+    chat("camiseta basica")
+    assert "Qual você quer?" in chat("vou levar a segunda")  # the second of the list: which size?
+    assert "Coloquei" in chat("G")
+    chat("mochila")
+    details = chat("me fala mais da primeira")
+    assert "*Mochila Urbana 20L" in details and "Quer levar?" in details
+    assert "Coloquei Mochila Urbana 20L" in chat("quero essa")  # the product in view, one size: no question
+    total = chat("qto deu?")
+    assert "*Total:" in total and "Mochila Urbana 20L" in total
+    link = chat("manda o link")
+    assert "https://loja.example/checkout?itens=" in link and len(bot_cart(shop, ana).items) == 2
+
+
+def test_a_command_with_an_item_is_never_an_faq_answer(chat, shop, ana):
+    from bot import faq
+
+    faq.save_entry(shop, None, title="Tabela de medidas", keywords="tamanho, medidas, tabela",
+                   answer="Veja a tabela em loja.example/medidas.")
+    shop.commit()
+    chat("mochila")
+    reply = chat("quero o 1 tamanho unico")
+    assert "Coloquei Mochila Urbana 20L" in reply and "tabela" not in reply.lower()
+    closing = chat("pode fechar")  # "fecha" is a keyword of the hours topic; with a cart it is the checkout
+    assert "https://loja.example/checkout?itens=" in closing and "Atendemos" not in closing
+
+
+@pytest.mark.parametrize("answer", ["M", "G", "gg", "42"])
+def test_a_lone_size_is_never_a_request_for_a_person(chat, shop, answer):
+    reply = chat(answer)
+    assert "vendedor" not in reply.lower() or "Falar com um vendedor" in reply  # at most the menu's option
+    assert shop.scalar(select(func.count()).select_from(HandoffRequest)) == 0
+
+
+def test_a_size_alone_picks_it_for_the_product_in_view_and_a_question_answers_it(chat, shop, ana):
+    chat("tenis corrida preto")
+    chat("detalhes do 1")
+    assert "Temos sim!" in chat("tem no 40?") and bot_cart(shop, ana) is None  # asked: answered, not added
+    assert "Coloquei Tênis Corrida Preto 40" in chat("sim")
+    chat("detalhes do 1")
+    assert "Coloquei Tênis Corrida Preto 41" in chat("41")
+
+
+def test_another_colour_of_the_product_in_view_is_its_twin_product(chat):
+    chat("tenis corrida preto")
+    chat("detalhes do 1")
+    assert "Tênis Corrida Branco" in chat("e na cor branca?")
+
+
+@pytest.mark.parametrize("text", ["quero falar com um vendedor", "tem alguém aí?", "me passa pra uma atendente",
+                                  "quero ser atendida por uma pessoa de verdade", "robô não, quero gente"])
+def test_asking_for_a_person_in_any_phrasing_says_when(chat, shop, text):
+    reply = chat(text)
+    assert "vai falar com você por aqui em até 30 minutos" in reply
+    assert shop.scalar(select(func.count()).select_from(HandoffRequest)) == 1
+
+
+def test_out_of_hours_the_handoff_says_when_the_store_opens_and_the_deadline_follows(runtime, shop, ana):
+    from models import Opportunity
+
+    sunday_night = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)  # Sunday 23:00 in São Paulo
+    reply = "\n".join(respond(shop, runtime.redis, runtime.keys, runtime.settings, ana, "quero falar com alguém",
+                              now=sunday_night))
+    shop.commit()
+    assert "amanhã (segunda) a partir das 9h" in reply and "segunda a sábado, das 9h às 21h" in reply
+    deadline = shop.scalar(select(Opportunity.deadline))
+    assert deadline == datetime(2026, 11, 30, 12, 30, tzinfo=timezone.utc)  # Monday 09:30: 30 open minutes
+
+
+@pytest.mark.parametrize("text,expected", [("obrigado!", "Imagina, Ana!"), ("kkkk", "👍"), ("ok", "👍"),
+                                           ("tchau, até mais", "Até mais, Ana!"), ("valeu mesmo", "Imagina")])
+def test_small_talk_gets_a_short_human_reply_not_the_menu(chat, text, expected):
+    reply = chat(text)
+    assert expected in reply and "*1* Buscar produtos" not in reply and len(reply) < 120
+
+
+def test_a_complaint_goes_to_a_person(chat, shop):
+    reply = chat("que absurdo, veio tudo errado e ninguém resolve")
+    assert "Sinto muito, Ana" in reply and "em até 30 minutos" in reply
+    assert shop.scalar(select(HandoffRequest.reason)) == "complaint"
+
+
+def test_an_opt_out_the_rules_did_not_catch_is_asked_about_and_opt_in_while_in_is_explained(chat, shop, ana):
+    assert "já recebe nossas mensagens" in chat("quero voltar a receber")
+    assert ana.opt_out_asked_at is None
+    assert "Responda *SIM*" in chat("nao autorizei vcs a me mandarem isso")  # the consent rules read nothing here
+    shop.refresh(ana)
+    assert ana.opt_out_asked_at is not None and ana.opted_out_at is None
+
+
+def test_when_unsure_between_two_intents_the_bot_asks_and_the_answer_acts(chat, monkeypatch):
+    from bot import engine
+    from bot.understanding.model import Guess
+
+    real = engine.read
+
+    def unsure(session, text, **kwargs):
+        reading = real(session, text, **kwargs)
+        if text == "hmm o carrinho e o pagamento":
+            return engine.Reading(guesses=[Guess("cart", 0.4), Guess("checkout", 0.35), Guess("help", 0.1)],
+                                  entities=reading.entities, topics=reading.topics, known_words=3)
+        return reading
+
+    monkeypatch.setattr(engine, "read", unsure)
+    chat("mochila")
+    chat("quero o 1")
+    question = chat("hmm o carrinho e o pagamento")
+    assert "*ver o seu carrinho* ou *receber o link de pagamento*" in question
+    assert "https://loja.example/checkout?itens=" in chat("2")
+
+
+def test_replies_to_a_recovery_message_restore_the_cart_with_the_coupon(chat, shop, ana):
+    from datetime import timedelta
+
+    from bot import carts
+    from models import AttemptStatus, CouponRule, Product, RecoveryAttempt, Variant
+    from recovery import coupons
+
+    variant = shop.scalar(select(Variant).join(Product).where(Product.name == "Tênis Corrida Preto",
+                                                              Variant.size == "42"))
+    cart = carts.open_cart(shop, ana, create=True, now=NOW - timedelta(minutes=40))
+    carts.add_variant(cart, variant, 1, NOW - timedelta(minutes=40))
+    attempt = RecoveryAttempt(customer_id=ana.id, interaction_at=NOW - timedelta(minutes=40), due_at=NOW,
+                              status=AttemptStatus.SENT, sent_at=NOW - timedelta(minutes=20))
+    shop.add(attempt)
+    shop.flush()
+    rule = shop.scalar(select(CouponRule))
+    code = coupons.issue(shop, rule=rule, customer_id=ana.id, attempt_id=attempt.id, now=NOW - timedelta(minutes=20),
+                         validity_hours=24).code
+    shop.commit()
+    assert "Temos sim!" in chat("ainda tem o 42?")
+    used = chat("quero usar o cupom")
+    assert f"cupom={code}" in used and "itens=" in used
+    info = chat("o cupom vale até quando?")
+    assert code in info and "10% de desconto" in info
+
+
+_FRAGMENTS = ["oi", "tenis preto", "quero o 2", "a primeira", "essa", "sim", "não", "42", "M", "tem no 40?",
+              "e na cor branca?", "tira um", "deixa só a camiseta", "coloca mais um igual", "qto deu?", "manda o link",
+              "pode fechar", "frete?", "obrigado", "kkk", "1", "2", "5", "quero usar o cupom", "tem de outra cor?",
+              "camiseta basica", "mochila", "detalhes do 3", "o último", "quero falar com alguém", "aff", "🙏", "",
+              "xkcd qwe", "me ve 3 do 1", "remove o 9", "e em azul?", "outra coisa", "tchau"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=8))
+def test_any_sequence_of_messages_gets_a_reply_and_keeps_the_cart_consistent(runtime, shop, ana, messages):
+    runtime.redis.delete(runtime.keys("conv", ana.id))
+    for text in messages:
+        replies = respond(shop, runtime.redis, runtime.keys, runtime.settings, ana, text, now=NOW)
+        assert replies and all(r.strip() for r in replies)
+        cart = bot_cart(shop, ana)
+        if cart is not None:
+            assert all(item.quantity >= 1 for item in cart.items)
+            assert cart.total == sum((item.unit_price * item.quantity for item in cart.items), Decimal("0"))
+    shop.rollback()

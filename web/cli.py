@@ -198,6 +198,30 @@ def recovery_rebuild() -> None:
     click.echo(json.dumps(summary.as_json(), sort_keys=True))
 
 
+bot_cli = AppGroup("bot", help="The shopping bot.")
+
+
+@bot_cli.command("eval")
+@click.option("--misses", default=15, show_default=True, help="Misclassified messages to list per set.")
+@click.option("--verbose", is_flag=True, help="List every conversation step, not only the failing scripts.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line with the figures instead of the report.")
+def bot_eval(misses: int, verbose: bool, as_json: bool) -> None:
+    """Intent precision/recall/F1 on the held-out split and on the independent set, timing, and the scripted
+    conversations (on a throw-away database: the store's own data is not touched)."""
+    from bot.understanding import evaluate  # scikit-learn and the sandbox only when asked for
+
+    if as_json:
+        click.echo(json.dumps(evaluate.summary(), sort_keys=True))
+        return
+    for report in (evaluate.held_out(), evaluate.independent()):
+        click.echo("\n".join(evaluate.format_classifier(report, misses=misses)))
+    click.echo("timing: " + json.dumps(evaluate.timing()))
+    for name, path in evaluate.CONVERSATION_SETS.items():
+        if path.exists():
+            click.echo("\n".join(evaluate.format_conversations(evaluate.conversations(path), verbose=verbose,
+                                                                name=name)))
+
+
 def _parse_now(text: str | None) -> datetime:
     if not text:
         return utcnow()
@@ -208,5 +232,5 @@ def _parse_now(text: str | None) -> datetime:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, demo_cli, users_cli, catalog_cli, recovery_cli):
+    for group in (db_cli, demo_cli, users_cli, catalog_cli, recovery_cli, bot_cli):
         app.cli.add_command(group)

@@ -352,7 +352,8 @@ def bot_text_reset(key: str):
 def _faq_values() -> dict:
     return {"title": request.form.get("title", ""), "keywords": request.form.get("keywords", ""),
             "answer": request.form.get("answer", ""), "position": request.form.get("position", "0"),
-            "active": request.form.get("active") in ("on", "1", "true")}
+            "active": request.form.get("active") in ("on", "1", "true"),
+            "examples": request.form.get("examples", "")}
 
 
 @bp.route("/robo/duvidas/nova", methods=["GET", "POST"], defaults={"entry_id": None})

@@ -17,7 +17,7 @@ from core.inputs import InputError, parse_id, parse_int
 from core.phones import DDD_STATE
 from core.queues import enqueue_after_commit
 from core.templating import TemplateRenderError
-from crm import access, intake
+from crm import access, hours as store_hours_rules, intake
 from crm import jobs as crm_jobs
 from crm.access import Action
 from crm.assignment import daily_cap
@@ -230,6 +230,10 @@ def rules():
     if request.method == "POST":
         limits = {"quarantine_days": (0, 365), "recovery_followup_hours": (0, 720), "attribution_days": (1, 90),
                   "default_deadline_hours": (1, 720)}
+        # The opening hours and the response time were added to the page later: a form without them (an older
+        # page, a script) leaves them as they are.
+        if "handoff_response_minutes" in request.form:
+            limits["handoff_response_minutes"] = store_hours_rules.RESPONSE_MINUTES
         values = {}
         for name, (low, high) in limits.items():
             try:
@@ -244,14 +248,38 @@ def rules():
             errors["suggested_message"] = str(exc)
         if not message:
             errors["suggested_message"] = "informe a mensagem sugerida"
+        if any(name.startswith("hours_") for name in request.form):
+            try:
+                values["opening_hours"] = store_hours_rules.parse_form(request.form)
+            except store_hours_rules.HoursInvalid as exc:
+                errors.update(exc.errors)
         if not errors:
             for name, value in values.items():
                 setattr(settings, name, value)
             session.commit()
             flash("Regras salvas.", "info")
             return redirect(url_for(".rules")), 303
-    return render_template("pages/manager/rules.html", settings=settings, errors=errors, form=request.form), \
+    hours = store_hours_rules.store_hours(session)
+    return render_template("pages/manager/rules.html", settings=settings, errors=errors, form=request.form,
+                           hours=_hours_rows(hours, request.form), hours_text=store_hours_rules.describe(hours)), \
         400 if errors else 200
+
+
+def _hours_rows(hours: store_hours_rules.OpeningHours, form) -> list[dict]:
+    """One row per weekday for the form: what was posted, or else the saved hours (their first interval)."""
+    rows = []
+    for index, day in enumerate(store_hours_rules.DAYS):
+        names = {part: store_hours_rules.form_field(day, part) for part in ("open", "opens", "closes")}
+        saved = hours.to_json()[day]
+        if any(name.startswith("hours_") for name in form):
+            is_open = bool(form.get(names["open"]))
+            opens, closes = form.get(names["opens"], ""), form.get(names["closes"], "")
+        else:
+            is_open = bool(saved)
+            opens, closes = (saved[0] if saved else ("", ""))
+        rows.append({"label": store_hours_rules.DAY_NAMES[index].capitalize(), "names": names, "open": is_open,
+                     "opens": opens, "closes": closes, "more": len(saved) > 1})
+    return rows
 
 
 @bp.get("/resultados")
