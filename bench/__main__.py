@@ -1,4 +1,4 @@
-"""`python -m bench [tick|sends|webhook|assignment|search|reply ...] [--quick] [--pg] [--customers N] [--sellers M]`:
+"""`python -m bench [tick|sends|webhook|assignment|search|reply|understanding ...] [--quick] [--pg] [--customers N] [--sellers M]`:
 run the named benchmarks (all by default). Each prints one JSON line on stdout; progress goes to stderr."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply")
+BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding")
 
 
 def main(argv: list[str] | None = None) -> int:
