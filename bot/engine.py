@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Literal
 
 import redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import carts, faq, orders, texts
@@ -772,7 +773,7 @@ class _Conversation:
 
     def faq(self, intent: str, reading: Reading) -> list[str]:
         topic = reading.topics.get(intent)
-        entry = self.session.get(FaqEntry, topic.entry_id) if topic is not None else None
+        entry = self.session.scalar(select(FaqEntry).where(FaqEntry.topic == topic.topic)) if topic else None
         if entry is not None and entry.active:
             answer = self.say("faq_answer", titulo=entry.title, resposta=entry.answer)
             if intent == "faq_pagamento" and self.chat_cart() is not None:

@@ -161,6 +161,17 @@ def test_missing_message_sid_is_400(client, settings):
     assert response.get_json()["field"] == "MessageSid"
 
 
+@pytest.mark.parametrize("form,field", [
+    ({"MessageSid": "SM\x00" + "a" * 30, "MessageStatus": "failed"}, "MessageSid"),  # PostgreSQL refuses NUL
+    ({"MessageSid": "𝄀(q\x00;", "MessageStatus": "delivered"}, "MessageSid"),
+    ({"MessageSid": "SM" + "b" * 32, "MessageStatus": "failed", "ErrorCode": "30\x0008"}, "ErrorCode"),
+    ({"MessageSid": "SM" + "c" * 32, "MessageStatus": "failed", "ErrorCode": "erro"}, "ErrorCode"),
+])
+def test_a_malformed_sid_or_error_code_is_400_with_the_field(client, settings, form, field):
+    response = post_signed(client, settings, STATUS_PATH, form)
+    assert response.status_code == 400 and response.get_json()["field"] == field
+
+
 @pytest.mark.parametrize("status", ["scheduled", "canceled", "partially_delivered", "receiving", "received", "Scheduled"])
 def test_untracked_real_statuses_are_acknowledged_and_ignored(client, settings, session, runtime, redis_client, status):
     message = _sent_message(session)

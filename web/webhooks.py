@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.jobs import shopper_wrote
-from channel.inbound import InboundError, receive_inbound
+from channel.inbound import MESSAGE_SID, InboundError, receive_inbound
 from channel.status import UNTRACKED_STATUSES, UnknownStatus, apply_status
 from models import utcnow
 from web.context import db_session, runtime
@@ -57,11 +57,16 @@ def whatsapp_status():
     sid = (request.form.get("MessageSid") or "").strip()
     if not sid:
         return jsonify(error="invalid field", field="MessageSid", message="missing"), 400
+    if not MESSAGE_SID.match(sid):  # a sid we could have stored: two letters and 16-62 letters or digits
+        return jsonify(error="invalid field", field="MessageSid", message="malformed"), 400
+    error_code = (request.form.get("ErrorCode") or "").strip()
+    if error_code and not (error_code.isascii() and error_code.isdigit() and len(error_code) <= 8):
+        return jsonify(error="invalid field", field="ErrorCode", message="expected a number"), 400
     raw_status = (request.form.get("MessageStatus") or "").strip().lower()
     if raw_status in UNTRACKED_STATUSES:
         return "", 204
     try:
-        apply_status(db_session(), runtime(), sid, raw_status, request.form.get("ErrorCode"))
+        apply_status(db_session(), runtime(), sid, raw_status, error_code or None)
     except UnknownStatus:
         return jsonify(error="invalid field", field="MessageStatus", message="unknown status"), 400
     return "", 204

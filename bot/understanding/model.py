@@ -57,7 +57,6 @@ class Guess:
 class FaqTopic:
     """An active FAQ entry as the model sees it."""
 
-    entry_id: int
     topic: str
     title: str
     keywords: tuple[str, ...]
@@ -207,7 +206,7 @@ def base_model() -> IntentModel:
 
 def faq_topics(session: Session) -> list[FaqTopic]:
     rows = session.scalars(select(FaqEntry).where(FaqEntry.active).order_by(FaqEntry.position, FaqEntry.id))
-    return [FaqTopic(entry_id=row.id, topic=row.topic, title=row.title, keywords=tuple(row.keywords or ()),
+    return [FaqTopic(topic=row.topic, title=row.title, keywords=tuple(row.keywords or ()),
                      examples=tuple(row.examples or ())) for row in rows]
 
 
@@ -254,7 +253,9 @@ def place_topics(topics: list[FaqTopic]) -> dict[str, FaqTopic]:
 
 
 def signature(topics: list[FaqTopic]) -> str:
-    payload = json.dumps([[t.entry_id, t.topic, t.title, list(t.keywords), list(t.examples)] for t in topics])
+    # The content only (the topic key is unique): the same FAQ in another database, or saved again unchanged,
+    # is the same model.
+    payload = json.dumps([[t.topic, t.title, list(t.keywords), list(t.examples)] for t in topics])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
