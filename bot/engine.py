@@ -413,7 +413,8 @@ class _Conversation:
         return self.show_search(text) or self.say("search_prompt")
 
     def show_search(self, text: str, *, hits_only: bool = False) -> list[str] | None:
-        ceiling = extract(text).money if extract(text).money_max else None
+        asked = extract(text)
+        ceiling = asked.money if asked.money_max else None
         found = search(self.session, search_text(text), limit=PRICED_CANDIDATES if ceiling else RESULTS_SHOWN)
         if ceiling is not None:  # "até 100 reais": what costs that or less, cheapest first
             def within(hits):
