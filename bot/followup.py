@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import AttemptStatus, Cart, CartStatus, Coupon, Customer, RecoveryAttempt
+from models import Cart, CartStatus, Coupon, Customer, RecoveryAttempt
+from models.recovery import latest_unconverted_attempt
 from recovery import coupons
 
 # As long as WhatsApp's customer-service window: a reply later than that is a new conversation.
@@ -29,10 +30,7 @@ class Followup:
 
 def recent_followup(session: Session, customer: Customer, now: datetime) -> Followup | None:
     """The recovery message this shopper may be answering (sent in the last 24 h, not yet converted)."""
-    attempt = session.scalar(select(RecoveryAttempt).where(
-        RecoveryAttempt.customer_id == customer.id, RecoveryAttempt.status == AttemptStatus.SENT,
-        RecoveryAttempt.sent_at > now - ANSWER_WINDOW, RecoveryAttempt.recovered_order_id.is_(None))
-        .order_by(RecoveryAttempt.sent_at.desc()).limit(1))
+    attempt = latest_unconverted_attempt(session, customer.id, now - ANSWER_WINDOW)
     if attempt is None:
         return None
     coupon = session.scalar(select(Coupon).where(Coupon.attempt_id == attempt.id, Coupon.redeemed_at.is_(None),

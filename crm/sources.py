@@ -18,6 +18,7 @@ from models import (
     AttemptStatus, Customer, HandoffRequest, Opportunity, OpportunityStatus, OpportunityType, Order, OrderStatus,
     RecoveryAttempt,
 )
+from models.recovery import latest_unconverted_attempt
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,7 @@ def from_handoff(session: Session, customer: Customer, request: HandoffRequest, 
 
 def on_shopper_message(session: Session, customer: Customer, now: datetime) -> Opportunity | None:
     """A shopper who writes back after a recovery message gets a seller's attention."""
-    attempt = session.scalar(select(RecoveryAttempt).where(
-        RecoveryAttempt.customer_id == customer.id, RecoveryAttempt.status == AttemptStatus.SENT,
-        RecoveryAttempt.sent_at > now - REPLY_WINDOW, RecoveryAttempt.recovered_order_id.is_(None))
-        .order_by(RecoveryAttempt.sent_at.desc()).limit(1))
+    attempt = latest_unconverted_attempt(session, customer.id, now - REPLY_WINDOW)
     if attempt is None:
         return None
     made = create(session, customer, type=OpportunityType.BEHAVIOR, reason="recovery_replied", now=now,

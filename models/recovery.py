@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import ZERO, Base, enum_column, utcnow
@@ -107,6 +107,15 @@ class RecoveryAttempt(Base):
 
     customer: Mapped[Customer] = relationship()
     message: Mapped[Message | None] = relationship()
+
+
+def latest_unconverted_attempt(session, customer_id: int, since: datetime) -> RecoveryAttempt | None:
+    """The shopper's last recovery message sent after ``since`` that has not led to a purchase: what a reply
+    from them answers (the CRM's "recovery replied" source and the bot's recovery replies)."""
+    return session.scalar(select(RecoveryAttempt).where(
+        RecoveryAttempt.customer_id == customer_id, RecoveryAttempt.status == AttemptStatus.SENT,
+        RecoveryAttempt.sent_at > since, RecoveryAttempt.recovered_order_id.is_(None))
+        .order_by(RecoveryAttempt.sent_at.desc()).limit(1))
 
 
 class Coupon(Base):
