@@ -12,7 +12,8 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from channel.ratelimit import RateLimiter
-from channel.sender import DELIVERY_TIMEOUT, enqueue_delivery, make_transport, retry_delay, retry_policy
+from channel.transport import make_transport
+from channel.sender import DELIVERY_TIMEOUT, enqueue_delivery, retry_delay, retry_policy
 from channel.sender import deliver as deliver_message
 from core.queues import queue
 from core.runtime import get_runtime

@@ -10,128 +10,49 @@ leaves it UNKNOWN and it is never sent again: one lost message is preferred to a
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-import requests
 from rq import Retry
-from urllib3.exceptions import NameResolutionError, NewConnectionError
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
+from channel import templates
 from channel.consent import question_open
 from channel.ratelimit import RateLimiter
-from channel.window import content_variables, in_service_window, template_for
+from channel.transport import MARKETING_OPTED_OUT, OPTED_OUT, OUTSIDE_WINDOW, Outbound, \
+    ProviderError, Transport
+from channel.window import in_service_window
 from core.phones import mask_phone
 from core.queues import enqueue_unique
 from core.runtime import Runtime
-from core.settings import Settings
-from models import Customer, Direction, Message, MessageStatus, Order, OrderStatus, utcnow
+from models import Customer, Direction, Message, MessageStatus, Order, OrderStatus, WhatsAppTemplate, utcnow
 
 log = logging.getLogger(__name__)
 
-# Provider errors that will not get better by retrying. 63016: outside the 24 h window without a template;
-# 21610: the recipient replied STOP; 63024: invalid recipient; 21211/21614: not a valid (mobile) number.
-OPTED_OUT_CODES = frozenset({"21610"})
 RETRY_INTERVALS = [10, 30, 60, 120, 300]  # seconds; RQ's Retry applies them in order
 
 # Why a message was not sent; stored in Message.error_reason.
 BLOCKED_OPTED_OUT = "opted_out"
+BLOCKED_MARKETING_OPTED_OUT = "marketing_opted_out"
 BLOCKED_OUTSIDE_WINDOW = "outside_24h_window_no_template"
 BLOCKED_NO_VARIABLES = "template_variables_missing"
+BLOCKED_TEMPLATE_NOT_APPROVED = "template_not_approved"
 BLOCKED_PURCHASED = "purchased"
 BLOCKED_OPT_OUT_ASKED = "opt_out_asked"  # they may have meant "stop": nothing automated until they answer
+
+# How a message goes out (Message.sent_as).
+SENT_AS_TEXT = "text"
+SENT_AS_TEMPLATE = "template"
 
 # A purchase this recent, learnt after an automated message was queued, cancels that message at delivery.
 PURCHASE_LOOKBACK = timedelta(days=7)
 
 
-class ProviderError(Exception):
-    def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool, maybe_sent: bool = False):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.retryable = retryable
-        self.maybe_sent = maybe_sent
-
-
 class RetryableSendError(RuntimeError):
     """Raised from the delivery job so RQ's Retry runs it again later."""
-
-
-@dataclass(frozen=True)
-class ProviderReceipt:
-    sid: str
-    status: str
-
-
-class Transport(Protocol):
-    def send(self, *, to: str, from_: str, body: str | None, content_sid: str | None,
-             content_variables: dict | None, status_callback: str) -> ProviderReceipt: ...
-
-
-class TwilioTransport:
-    """Twilio's Messages API through the official SDK, against ``TWILIO_API_URL``."""
-
-    def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
-        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
-                              http_client=TwilioHttpClient(timeout=timeout))
-        self._client.api.base_url = settings.twilio_api_url
-
-    def send(self, *, to, from_, body, content_sid, content_variables, status_callback) -> ProviderReceipt:
-        kwargs: dict = {"to": to, "from_": from_, "status_callback": status_callback}
-        if content_sid:
-            # Never Body together with ContentSid.
-            kwargs["content_sid"] = content_sid
-            kwargs["content_variables"] = json.dumps(content_variables or {}, ensure_ascii=False)
-        else:
-            kwargs["body"] = body
-        try:
-            created = self._client.messages.create(**kwargs)
-        except TwilioRestException as exc:
-            retryable = exc.status == 429 or exc.status >= 500
-            raise ProviderError(str(exc.msg), status=exc.status, code=str(exc.code) if exc.code else None,
-                                retryable=retryable) from None
-        except requests.RequestException as exc:
-            if _never_reached_provider(exc):
-                raise ProviderError(f"provider unreachable: {type(exc).__name__}", status=None, code=None,
-                                    retryable=True) from None
-            # The request may have been written and accepted: at most once means no retry.
-            raise ProviderError(f"no answer from the provider: {type(exc).__name__}", status=None, code=None,
-                                retryable=False, maybe_sent=True) from None
-        return ProviderReceipt(sid=created.sid, status=created.status or "queued")
-
-
-def _never_reached_provider(exc: BaseException) -> bool:
-    """True only when the connection itself failed, so the request was certainly not sent."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.ConnectionError):
-        return False
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (NewConnectionError, NameResolutionError, ConnectionRefusedError)):
-            return True
-        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None),
-                        *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]])
-    return False
-
-
-def make_transport(settings: Settings) -> Transport | None:
-    """None in outbox mode (no credentials): messages are stored, shown in the simulator, never sent."""
-    return None if settings.outbox_mode else TwilioTransport(settings)
 
 
 def queue_message(
@@ -144,14 +65,21 @@ def queue_message(
     automated: bool,
     now: datetime,
     idempotency_key: str | None = None,
-    template_values: dict[str, object] | None = None,
+    template: WhatsAppTemplate | None = None,
+    template_mapping: dict[str, str] | None = None,
+    template_sources: dict[str, object] | None = None,
+    interactive: dict | None = None,
 ) -> Message:
     """Store an outbound message and enqueue its delivery after the caller commits.
 
-    ``automated`` marks business-initiated messages (recovery, campaigns): never to an opted-out shopper,
-    paced per shopper. Replies in a live chat are not automated. Outside the 24-hour window a message is
-    sent only as the approved template of its ``kind`` (filled from ``template_values``), otherwise it is
-    stored as BLOCKED with the reason. With ``idempotency_key`` a second call returns the first message.
+    ``automated`` marks business-initiated messages (recovery, campaigns): never to an opted-out shopper (nor
+    one who stopped marketing messages), paced per shopper. Replies in a live chat are not automated.
+
+    Inside the 24-hour window the free-form ``body`` goes. Outside it only an approved ``template`` may, filled
+    by ``template_mapping`` (placeholder key -> name in ``template_sources``); the message then stores the
+    template's text as its body. Without one it is stored as BLOCKED with the reason. A template given for a
+    message inside the window is kept as its fallback, should the window close before delivery or the provider
+    say it has (Meta 131047, Twilio 63016). With ``idempotency_key`` a second call returns the first message.
     """
     if idempotency_key is not None:
         existing = session.scalar(select(Message).where(Message.idempotency_key == idempotency_key))
@@ -160,21 +88,29 @@ def queue_message(
 
     message = Message(customer_id=customer.id, direction=Direction.OUTBOUND, kind=kind, body=body,
                       automated=automated, idempotency_key=idempotency_key, status=MessageStatus.PENDING,
-                      created_at=now, updated_at=now)
+                      sent_as=SENT_AS_TEXT, interactive=interactive or None, created_at=now, updated_at=now)
+    filled, missing = None, None
+    if template is not None:
+        try:
+            filled = templates.fill(template, template_mapping or {}, template_sources or {})
+        except templates.MissingValue as exc:
+            missing = exc.args[0]
+        else:
+            _attach_template(message, template, filled.values)
+
     if automated and customer.opted_out:
         _block(message, BLOCKED_OPTED_OUT)
+    elif automated and customer.marketing_opted_out_at is not None:
+        _block(message, BLOCKED_MARKETING_OPTED_OUT)
     elif automated and question_open(customer.opt_out_asked_at, now):
         _block(message, BLOCKED_OPT_OUT_ASKED)
     elif not in_service_window(customer, now):
-        template = template_for(session, kind)
-        if template is None:
-            _block(message, BLOCKED_OUTSIDE_WINDOW)
+        if filled is not None:
+            message.sent_as, message.body, message.interactive = SENT_AS_TEMPLATE, filled.text, None
+        elif missing is not None:
+            _block(message, BLOCKED_NO_VARIABLES, missing)
         else:
-            try:
-                message.content_variables = content_variables(template, template_values or {})
-                message.content_sid = template.content_sid
-            except KeyError as exc:
-                _block(message, BLOCKED_NO_VARIABLES, str(exc))
+            _block(message, BLOCKED_OUTSIDE_WINDOW)
 
     try:
         with session.begin_nested():
@@ -191,6 +127,13 @@ def queue_message(
     else:
         log.info("message %s to %s not sent: %s", message.id, mask_phone(customer.phone), message.error_reason)
     return message
+
+
+def _attach_template(message: Message, template: WhatsAppTemplate, values: dict[str, str]) -> None:
+    message.template_id = template.id
+    message.template = template
+    message.content_variables = values
+    message.content_sid = template.external_id if template.provider == "twilio" else None
 
 
 DELIVERY_TIMEOUT = 60
@@ -239,12 +182,19 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     # Re-checked at send time: the shopper may have opted out, or time passed, since it was queued.
     if message.automated and customer.opted_out:
         return _finish_blocked(session, message, BLOCKED_OPTED_OUT)
+    if message.automated and customer.marketing_opted_out_at is not None:
+        return _finish_blocked(session, message, BLOCKED_MARKETING_OPTED_OUT)
     if message.automated and question_open(customer.opt_out_asked_at, now):
         return _finish_blocked(session, message, BLOCKED_OPT_OUT_ASKED)
     if message.automated and _bought_since(session, customer.id, message.created_at):
         return _finish_blocked(session, message, BLOCKED_PURCHASED)
-    if message.content_sid is None and not in_service_window(customer, now):
-        return _finish_blocked(session, message, BLOCKED_OUTSIDE_WINDOW)
+    if message.sent_as != SENT_AS_TEMPLATE and not in_service_window(customer, now):
+        if message.template_id is None:
+            return _finish_blocked(session, message, BLOCKED_OUTSIDE_WINDOW)
+        _switch_to_template(message)  # the window closed since it was queued: its template goes instead
+    if message.sent_as == SENT_AS_TEMPLATE and not _sendable_template(message, settings.whatsapp_provider,
+                                                                        transport is None):
+        return _finish_blocked(session, message, BLOCKED_TEMPLATE_NOT_APPROVED)
 
     pace_key = runtime.keys("pace", customer.id)
     if message.automated:
@@ -252,7 +202,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
         if wait > 0:
             session.rollback()
             return DeliveryResult("deferred", wait)
-    sender_key = runtime.keys("rate", settings.twilio_whatsapp_from)
+    sender_key = runtime.keys("rate", settings.sender_id)
     wait = limiter.try_acquire(sender_key, interval=1.0 / settings.send_rate_per_second,
                                burst=max(0, settings.send_rate_per_second // 10))
     if wait > 0:
@@ -262,9 +212,11 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
         return DeliveryResult("deferred", wait)
 
     # Claim: only one worker moves PENDING -> UNKNOWN; the loser finds nothing to do.
+    sent_as, body = message.sent_as, message.body
     claimed = session.execute(
         update(Message).where(Message.id == message.id, Message.status == MessageStatus.PENDING)
-        .values(status=MessageStatus.UNKNOWN, error_reason="dispatching", updated_at=now)
+        .values(status=MessageStatus.UNKNOWN, error_reason="dispatching", updated_at=now, sent_as=sent_as,
+                body=body)
     ).rowcount
     session.commit()
     if claimed != 1:
@@ -273,15 +225,23 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     if transport is None:
         _set(session, message.id, status=MessageStatus.OUTBOX, error_reason=None, sent_at=now)
         session.commit()
+        _note_send(runtime, now)
         return DeliveryResult("outbox")
 
-    callback = f"{settings.public_base_url}/webhooks/whatsapp/status"
     try:
-        receipt = transport.send(
-            to=f"whatsapp:{customer.phone}", from_=settings.twilio_whatsapp_from,
-            body=None if message.content_sid else message.body, content_sid=message.content_sid,
-            content_variables=message.content_variables, status_callback=callback,
-        )
+        try:
+            receipt = transport.send(_outbound(message, customer))
+        except ProviderError as exc:
+            if exc.meaning != OUTSIDE_WINDOW or message.sent_as == SENT_AS_TEMPLATE or message.template_id is None:
+                raise
+            # Our clock said inside the window, the provider says outside: the shopper got nothing, so the
+            # approved template is still the one message.
+            _switch_to_template(message)
+            if not _sendable_template(message, settings.whatsapp_provider, False):
+                raise
+            _set(session, message.id, sent_as=message.sent_as, body=message.body)
+            session.commit()
+            receipt = transport.send(_outbound(message, customer))
     except ProviderError as exc:
         if message.automated and exc.retryable and not exc.maybe_sent:  # the shopper got nothing: free the slot
             limiter.refund(pace_key, interval=settings.automated_pacing_seconds)
@@ -289,12 +249,50 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
 
     status = _provider_status(receipt.status)
     _set(session, message.id, status=status, provider_sid=receipt.sid, error_reason=None, sent_at=now)
+    if receipt.wa_id and customer.wa_id != receipt.wa_id and transport.name == "meta":
+        customer.wa_id = receipt.wa_id[:20]
     session.commit()
+    _note_send(runtime, now)
     from channel.status import apply_early_status
 
     apply_early_status(session, runtime, receipt.sid)
-    log.info("message %s sent to %s as %s", message.id, mask_phone(customer.phone), receipt.sid)
+    log.info("message %s sent to %s as %s (%s)", message.id, mask_phone(customer.phone), receipt.sid,
+             message.sent_as)
     return DeliveryResult("sent")
+
+
+def _outbound(message: Message, customer: Customer) -> Outbound:
+    if message.sent_as == SENT_AS_TEMPLATE:
+        return Outbound(phone=customer.phone, wa_id=customer.wa_id,
+                        template=templates.outbound_template(message.template, message.content_variables or {}))
+    return Outbound(phone=customer.phone, wa_id=customer.wa_id, body=message.body, interactive=message.interactive)
+
+
+def _switch_to_template(message: Message) -> None:
+    message.sent_as = SENT_AS_TEMPLATE
+    message.interactive = None
+    if message.template is not None:
+        message.body = templates.render(message.template, message.content_variables or {})
+
+
+def _sendable_template(message: Message, provider: str, outbox: bool) -> bool:
+    """Still approved (a template can be paused or disabled after it was chosen), and the current provider's
+    (after a switch from Twilio to Meta, a ContentSid means nothing to Meta). Outbox mode sends nothing:
+    any approved template shows in the simulator."""
+    template = message.template
+    return template is not None and template.approved and (outbox or template.provider == provider)
+
+
+LAST_SEND_KEY = "last-send"
+
+
+def _note_send(runtime: Runtime, now: datetime) -> None:
+    """The time of the last message the provider accepted (or the outbox stored), for /healthz and the go-live
+    page. Best effort: a Redis blip must not fail a send that happened."""
+    try:
+        runtime.redis.set(runtime.keys(LAST_SEND_KEY), now.isoformat())
+    except Exception:  # noqa: BLE001 - observability only
+        log.warning("could not record the last send time")
 
 
 def _bought_since(session: Session, customer_id: int, queued_at: datetime) -> bool:
@@ -316,24 +314,31 @@ def _finish_blocked(session: Session, message: Message, reason: str) -> Delivery
 
 def _record_failure(session: Session, runtime: Runtime, message_id: int, customer: Customer,
                     exc: ProviderError, now: datetime, final_attempt: bool) -> DeliveryResult:
+    code = exc.code or (str(exc.status) if exc.status else None)
     if exc.retryable and not final_attempt:
-        _set(session, message_id, status=MessageStatus.PENDING, error_code=exc.code or (str(exc.status) if exc.status else None),
-             error_reason=f"retrying: {exc}")
+        _set(session, message_id, status=MessageStatus.PENDING, error_code=code, error_reason=f"retrying: {exc}"[:255])
         session.commit()
-        log.warning("message %s to %s: provider error %s, will retry", message_id, mask_phone(customer.phone), exc.status)
+        log.warning("message %s to %s: provider error %s, will retry", message_id, mask_phone(customer.phone),
+                    code)
         raise RetryableSendError(str(exc))
     if exc.maybe_sent:
         _set(session, message_id, status=MessageStatus.UNKNOWN, error_reason="provider did not answer; not resent")
         session.commit()
         return DeliveryResult("unknown")
-    reason = f"gave up after retries: {exc}" if exc.retryable else str(exc)
-    _set(session, message_id, status=MessageStatus.FAILED,
-         error_code=exc.code or (str(exc.status) if exc.status else None), error_reason=reason[:255])
-    if exc.code in OPTED_OUT_CODES and customer.opted_out_at is None:
-        customer.opted_out_at = now
+    reason = f"gave up after retries: {exc}" if exc.retryable else (f"{exc.meaning}: {exc}" if exc.meaning else str(exc))
+    _set(session, message_id, status=MessageStatus.FAILED, error_code=code, error_reason=reason[:255])
+    apply_failure_meaning(customer, exc.meaning, now)
     session.commit()
-    log.warning("message %s to %s failed permanently: %s %s", message_id, mask_phone(customer.phone), exc.code, exc)
+    log.warning("message %s to %s failed permanently: %s %s", message_id, mask_phone(customer.phone), code, exc)
     return DeliveryResult("failed")
+
+
+def apply_failure_meaning(customer: Customer, meaning: str | None, now: datetime) -> None:
+    """What a permanent failure tells us about the shopper (the caller commits)."""
+    if meaning == OPTED_OUT and customer.opted_out_at is None:
+        customer.opted_out_at = now
+    elif meaning == MARKETING_OPTED_OUT and customer.marketing_opted_out_at is None:
+        customer.marketing_opted_out_at = now
 
 
 def _set(session: Session, message_id: int, **values) -> None:

@@ -22,6 +22,9 @@ DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
 DEV_SECRETS_FILE = "dev-secrets.json"
 
 
+META_VARIABLES = ("META_ACCESS_TOKEN", "META_PHONE_NUMBER_ID", "META_WABA_ID", "META_APP_SECRET", "META_VERIFY_TOKEN")
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -40,6 +43,15 @@ class Settings:
     webhook_auth_token: str = field(repr=False)
     twilio_whatsapp_from: str
     twilio_api_url: str
+    twilio_content_api_url: str
+    whatsapp_provider: str  # twilio or meta
+    meta_access_token: str | None = field(repr=False)
+    meta_phone_number_id: str | None
+    meta_waba_id: str | None
+    # The secret Meta's webhooks are signed with: META_APP_SECRET, or a generated development secret.
+    meta_app_secret: str = field(repr=False)
+    meta_verify_token: str = field(repr=False)
+    meta_graph_url: str
     public_base_url: str
     store_name: str  # the brand's name as shoppers know it
     shop_base_url: str  # the shop's own site: product pages and the checkout the bot links to
@@ -52,8 +64,18 @@ class Settings:
 
     @property
     def outbox_mode(self) -> bool:
-        """No Twilio credentials: outbound messages are stored and shown in the simulator, never sent."""
+        """No credentials for the chosen provider: outbound messages are stored and shown in the simulator,
+        never sent."""
+        if self.whatsapp_provider == "meta":
+            return not (self.meta_access_token and self.meta_phone_number_id)
         return not (self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def sender_id(self) -> str:
+        """The business number messages leave from, as the provider names it (the send-rate limit's key)."""
+        if self.whatsapp_provider == "meta":
+            return f"meta:{self.meta_phone_number_id or 'outbox'}"
+        return self.twilio_whatsapp_from
 
     @property
     def is_production(self) -> bool:
@@ -65,7 +87,8 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
-        values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret]
+        values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret,
+                  self.meta_access_token, self.meta_app_secret, self.meta_verify_token]
         return [v for v in values if v]
 
     @classmethod
@@ -92,15 +115,29 @@ class Settings:
         if bool(account_sid) != bool(auth_token):
             missing = "TWILIO_AUTH_TOKEN" if account_sid else "TWILIO_ACCOUNT_SID"
             raise SettingsError(f"{missing}: set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither (outbox mode)")
+        provider = _choice(env, "WHATSAPP_PROVIDER", "twilio", {"twilio", "meta"})
         if production:
-            for name in ("SECRET_KEY", "STORE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+            credentials = META_VARIABLES if provider == "meta" else ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+            for name in ("SECRET_KEY", "STORE_WEBHOOK_SECRET", *credentials):
                 if not env.get(name):
-                    raise SettingsError(f"{name}: required when APP_ENV=production")
+                    raise SettingsError(f"{name}: required when APP_ENV=production"
+                                        + (" and WHATSAPP_PROVIDER=meta" if name.startswith("META_") else ""))
+        if provider == "meta" and any(env.get(name) for name in META_VARIABLES):
+            missing = [name for name in META_VARIABLES if not env.get(name)]
+            if missing:
+                raise SettingsError(f"{missing[0]}: the Meta Cloud API needs all of {', '.join(META_VARIABLES)} "
+                                    "(or none of them, for outbox mode)")
+        for name in ("META_PHONE_NUMBER_ID", "META_WABA_ID"):
+            if env.get(name) and not env[name].isdigit():
+                raise SettingsError(f"{name}: expected Meta's numeric id, got {env[name]!r}")
 
         dev = {} if production else _dev_secrets(instance)
         secret_key = env.get("SECRET_KEY") or dev.get("SECRET_KEY")
         store_secret = env.get("STORE_WEBHOOK_SECRET") or dev.get("STORE_WEBHOOK_SECRET")
         webhook_token = auth_token or dev["TWILIO_DEV_AUTH_TOKEN"]
+        # Production without Meta configured: random per process, so Meta's webhook refuses everything.
+        meta_secret = env.get("META_APP_SECRET") or dev.get("META_DEV_APP_SECRET") or secrets.token_hex(32)
+        meta_verify = env.get("META_VERIFY_TOKEN") or dev.get("META_DEV_VERIFY_TOKEN") or secrets.token_hex(32)
 
         sender = env.get("TWILIO_WHATSAPP_FROM", "whatsapp:+14155238886")
         if not sender.startswith("whatsapp:"):
@@ -128,6 +165,14 @@ class Settings:
             webhook_auth_token=webhook_token,
             twilio_whatsapp_from=sender,
             twilio_api_url=_http_url(env, "TWILIO_API_URL", "https://api.twilio.com"),
+            twilio_content_api_url=_http_url(env, "TWILIO_CONTENT_API_URL", "https://content.twilio.com"),
+            whatsapp_provider=provider,
+            meta_access_token=env.get("META_ACCESS_TOKEN") or None,
+            meta_phone_number_id=env.get("META_PHONE_NUMBER_ID") or None,
+            meta_waba_id=env.get("META_WABA_ID") or None,
+            meta_app_secret=meta_secret,
+            meta_verify_token=meta_verify,
+            meta_graph_url=_http_url(env, "META_GRAPH_URL", "https://graph.facebook.com/v21.0"),
             public_base_url=_http_url(env, "PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
             store_name=(env.get("STORE_NAME") or "Loja Demo").strip()[:80],
             shop_base_url=_http_url(env, "SHOP_BASE_URL", "https://loja.example"),
@@ -199,9 +244,11 @@ def _dev_secrets(instance: Path) -> dict[str, str]:
     path = instance / DEV_SECRETS_FILE
     try:
         stored = json.loads(path.read_text())
+        existed = True
     except FileNotFoundError:
-        stored = {}
-    wanted = ("SECRET_KEY", "STORE_WEBHOOK_SECRET", "TWILIO_DEV_AUTH_TOKEN")
+        stored, existed = {}, False
+    wanted = ("SECRET_KEY", "STORE_WEBHOOK_SECRET", "TWILIO_DEV_AUTH_TOKEN", "META_DEV_APP_SECRET",
+              "META_DEV_VERIFY_TOKEN")
     if all(stored.get(k) for k in wanted):
         return stored
     for key in wanted:
@@ -212,9 +259,17 @@ def _dev_secrets(instance: Path) -> dict[str, str]:
     with os.fdopen(fd, "w") as fh:
         json.dump(stored, fh)
     try:
-        os.link(tmp, path)  # fails if another process won the race; then use theirs
+        if existed:
+            # A file from an older version lacks the newer keys: add them, keeping the old ones. Whoever
+            # replaces it first wins; everyone reads back what is on disk.
+            current = json.loads(path.read_text())
+            if not all(current.get(k) for k in wanted):
+                os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if another process won the race; then use theirs
     except FileExistsError:
-        stored = json.loads(path.read_text())
+        pass
     finally:
         tmp.unlink(missing_ok=True)
+    stored = json.loads(path.read_text())
     return stored

@@ -1,5 +1,4 @@
-"""What the merchant configures for the bot, and what the bot records: FAQ, text overrides, approved
-WhatsApp templates, handoff requests."""
+"""What the merchant configures for the bot, and what the bot records: FAQ, text overrides, handoff requests."""
 
 from __future__ import annotations
 
@@ -39,23 +38,6 @@ class BotText(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class WhatsAppTemplate(Base):
-    """An approved WhatsApp template (Twilio Content API) for one message kind.
-
-    Outside the 24-hour customer-service window only such a template may be sent.
-    ``variables`` names, in order, the values that fill {{1}}, {{2}}...
-    """
-
-    __tablename__ = "whatsapp_templates"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), unique=True)
-    content_sid: Mapped[str] = mapped_column(String(64))
-    variables: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -93,6 +93,12 @@ class Customer(Base):
     # automated message meanwhile (channel.consent reads the answer).
     opt_out_asked_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    # Meta's WhatsApp id for this shopper exactly as Meta sent it (a Brazilian mobile may lack the ninth digit):
+    # replies go to it. NULL until they write through Meta.
+    wa_id: Mapped[str | None] = mapped_column(String(20))
+    # The shopper asked WhatsApp to stop marketing messages from this business (Meta's user_preferences
+    # webhook, or error 131050): no recovery or campaign message; replies in a chat still go.
+    marketing_opted_out_at: Mapped[datetime | None]
     # Created by the development simulator (outbox mode): the only conversations the simulator may show.
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import ZERO, Base, enum_column, utcnow
+from models.base import ZERO, Base, JSONType, enum_column, utcnow
 from models.messaging import Message
 from models.people import Customer
 
@@ -48,6 +48,12 @@ class RecoverySettings(Base):
     variant_b_template: Mapped[str | None] = mapped_column(Text)
     variant_b_coupon_rule_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_rules.id"))
     variant_b_percent: Mapped[int] = mapped_column(Integer, default=0)
+    # The approved WhatsApp template each variant sends outside the 24-hour window, and which recovery value
+    # fills each of its placeholders ({"1": "nome", "2": "link"}); recovery.whatsapp_templates validates them.
+    whatsapp_template_id: Mapped[int | None] = mapped_column(ForeignKey("whatsapp_templates.id"))
+    whatsapp_template_params: Mapped[dict] = mapped_column(JSONType, default=dict)
+    variant_b_whatsapp_template_id: Mapped[int | None] = mapped_column(ForeignKey("whatsapp_templates.id"))
+    variant_b_whatsapp_template_params: Mapped[dict] = mapped_column(JSONType, default=dict)
     attribution_days: Mapped[int] = mapped_column(Integer, default=7)
     max_age_hours: Mapped[int] = mapped_column(Integer, default=23)
     coupon_url_pattern: Mapped[str] = mapped_column(String(300), default="{shop}/cupom/{code}")

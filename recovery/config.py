@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import time
 from time import monotonic
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from core.templating import TemplateRenderError
-from models import CouponRule, FrequencyUnit, RecoverySettings
-from recovery.messages import validate_template
+from models import CouponRule, FrequencyUnit, RecoverySettings, WhatsAppTemplate
+from recovery import whatsapp_templates
+from recovery.messages import sample_variables, validate_template
 
 SETTINGS_ID = 1
 DELAY_RANGE = (5, 60)
@@ -71,6 +73,16 @@ FIELDS: dict[str, Field] = {
     "attribution_days": Field("int", ATTRIBUTION_RANGE),
     "max_age_hours": Field("int", MAX_AGE_RANGE),
     "coupon_url_pattern": Field("text"),
+    "whatsapp_template_id": Field("template", nullable=True),
+    "whatsapp_template_params": Field("params"),
+    "variant_b_whatsapp_template_id": Field("template", nullable=True),
+    "variant_b_whatsapp_template_params": Field("params"),
+}
+# Each variant: its free-form text, coupon rule, template outside the window and that template's mapping.
+VARIANT_FIELDS = {
+    "A": ("template", "coupon_rule_id", "whatsapp_template_id", "whatsapp_template_params"),
+    "B": ("variant_b_template", "variant_b_coupon_rule_id", "variant_b_whatsapp_template_id",
+          "variant_b_whatsapp_template_params"),
 }
 
 
@@ -106,6 +118,11 @@ def update_settings(session: Session, changes: Mapping[str, Any]) -> RecoverySet
                 validate_template(clean[name])
             except TemplateRenderError as exc:
                 errors[name] = exc.message
+    for _text, rule_field, template_field, params_field in VARIANT_FIELDS.values():
+        if {rule_field, template_field, params_field} & set(clean) and template_field not in errors:
+            problem = _mapping_problem(session, merged[template_field], merged[params_field], merged[rule_field])
+            if problem:
+                errors[params_field] = problem
     if errors:
         raise SettingsInvalid(errors)
 
@@ -153,6 +170,20 @@ def coupon_url_problem(pattern: str) -> str | None:
         return "use apenas {shop} e {code} no padrão (chaves soltas precisam ser duplicadas: {{ e }})"
     if not url.startswith(("https://", "http://")):
         return "o link precisa começar com http:// ou https:// (ou com {shop})"
+    return None
+
+
+def _mapping_problem(session: Session, template_id: int | None, params: dict, rule_id: int | None) -> str | None:
+    """Why this variant's template mapping cannot be saved, or None (no template: nothing to check)."""
+    if template_id is None:
+        return None
+    template = session.get(WhatsAppTemplate, template_id)
+    rule = session.get(CouponRule, rule_id) if rule_id else None
+    try:
+        whatsapp_templates.check_mapping(template, params or {}, has_coupon=rule is not None and rule.active,
+                                         sample=sample_variables(ZoneInfo("America/Sao_Paulo")))
+    except whatsapp_templates.MappingInvalid as exc:
+        return str(exc)
     return None
 
 
@@ -204,6 +235,22 @@ def _coerce(session: Session, field: Field, value: Any) -> Any:
         if not rule.active:
             raise ValueError("regra de cupom desativada")
         return value
+    if field.kind == "template":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+            raise ValueError("id de modelo inválido")
+        if session.get(WhatsAppTemplate, value) is None:
+            raise ValueError("modelo não encontrado (sincronize os modelos do WhatsApp)")
+        return value
+    if field.kind == "params":
+        if not isinstance(value, dict) or len(value) > 50:
+            raise ValueError("use um objeto {\"1\": \"nome\", \"2\": \"link\"}")
+        for key, name in value.items():
+            if not isinstance(name, str) or len(key) > 80:
+                raise ValueError("cada marcador recebe o nome de uma variável")
+            if name not in whatsapp_templates.VARIABLES:
+                raise ValueError(f"variável desconhecida {name[:40]!r}; use "
+                                 + ", ".join(whatsapp_templates.VARIABLES))
+        return {str(k): v for k, v in value.items() if v}
     raise AssertionError(field.kind)
 
 
@@ -219,5 +266,7 @@ def as_dict(settings: RecoverySettings) -> dict[str, Any]:
     out = {}
     for name in FIELDS:
         value = getattr(settings, name)
+        if FIELDS[name].kind == "params":
+            value = dict(value or {})
         out[name] = value.value if isinstance(value, FrequencyUnit) else value
     return out

@@ -10,7 +10,6 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from channel.consent import question_open
-from channel.window import in_service_window, template_for
 from core.phones import InvalidPhone, normalize_phone
 from models import (
     AttemptStatus, Cart, CartItem, Coupon, Customer, FrequencyUnit, HandoffRequest, HandoffStatus, Opportunity,
@@ -23,6 +22,7 @@ RECOVERY_KIND = "recovery"
 # Refusal reasons, recorded on the attempt and reported by reason.
 DISABLED = "disabled"
 OPTED_OUT = "opted_out"
+MARKETING_OPTED_OUT = "marketing_opted_out"
 PURCHASED = "purchased"
 RECENT_PURCHASE = "recent_purchase"
 OPT_OUT_ASKED = "opt_out_asked"
@@ -30,7 +30,9 @@ HANDOFF = "handoff"
 FREQUENCY = "frequency_limit"
 COUPON_PAUSE = "recent_coupon_use"
 EXPIRED = "too_old"
-OUTSIDE_WINDOW = "outside_24h_window"
+# Outside the 24 h window (a web-cart abandoner who never wrote): the variant has no approved template mapped.
+NO_TEMPLATE = "no_template_mapped"
+TEMPLATE_NOT_APPROVED = "template_not_approved"
 INVALID_NUMBER = "invalid_number"
 QUIET_HOURS = "quiet_hours"  # deferred, not dropped
 
@@ -112,6 +114,8 @@ def judge(session: Session, settings: RecoverySettings, customer: Customer, atte
         return Decision(False, DISABLED)
     if customer.opted_out_at is not None:
         return Decision(False, OPTED_OUT)
+    if customer.marketing_opted_out_at is not None:
+        return Decision(False, MARKETING_OPTED_OUT)  # asked WhatsApp to stop this business's marketing
     try:
         normalize_phone(customer.phone)
     except InvalidPhone:
@@ -143,8 +147,6 @@ def judge(session: Session, settings: RecoverySettings, customer: Customer, atte
             Coupon.redeemed_at > now - timedelta(days=settings.coupon_use_pause_days))))
         if used_coupon:
             return Decision(False, COUPON_PAUSE)
-    if not in_service_window(customer, now) and template_for(session, RECOVERY_KIND) is None:
-        return Decision(False, OUTSIDE_WINDOW)
     quiet_until = quiet_hours_end(settings, now, tz)
     if quiet_until is not None:
         if quiet_until - attempt.interaction_at > timedelta(hours=settings.max_age_hours):

@@ -24,7 +24,8 @@ from core.phones import mask_phone
 from core.runtime import Runtime
 from core.templating import TemplateRenderError
 from models import AttemptStatus, Cart, CartStatus, CouponRule, Customer, RecoveryAttempt, RecoverySettings
-from recovery import coupons, eligibility
+from channel.window import in_service_window
+from recovery import coupons, eligibility, whatsapp_templates
 from recovery.config import coupon_url, load_settings
 from recovery.messages import build_variables, render_message
 from recovery.tracker import tracker_of
@@ -124,6 +125,18 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         return Outcome("skipped", decision.reason)
 
     variant = choose_variant(settings, customer.id)
+    whatsapp = whatsapp_templates.for_variant(session, settings, variant)
+    if not in_service_window(customer, now):
+        # A web-cart abandoner who never wrote (or not for 24 h): only an approved template can reach them.
+        problem = (eligibility.NO_TEMPLATE if whatsapp.template is None
+                   else None if whatsapp.template.approved else eligibility.TEMPLATE_NOT_APPROVED)
+        if problem:
+            attempt.status = AttemptStatus.SKIPPED
+            attempt.skip_reason = problem
+            attempt.variant = variant
+            session.commit()
+            log.info("recovery attempt %s for %s skipped: %s", attempt.id, mask_phone(customer.phone), problem)
+            return Outcome("skipped", problem)
     template = settings.variant_b_template if variant == "B" else settings.template
     rule_id = settings.variant_b_coupon_rule_id if variant == "B" else settings.coupon_rule_id
     rule = session.get(CouponRule, rule_id) if rule_id else None
@@ -156,9 +169,11 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         # fails this attempt only (its coupon is not issued), and the batch goes on.
         session.rollback()
         return _mark_failed(session, attempt_id, TEMPLATE_ERROR, exc.message)
+    approved = whatsapp.template if whatsapp.template is not None and whatsapp.template.approved else None
     message = queue_message(session, runtime, customer, kind=eligibility.RECOVERY_KIND, body=body, automated=True,
-                            now=now, idempotency_key=f"recovery-{attempt.id}",
-                            template_values={k: v for k, v in variables.items() if isinstance(v, str)})
+                            now=now, idempotency_key=f"recovery-{attempt.id}", template=approved,
+                            template_mapping=whatsapp.params,
+                            template_sources=whatsapp_templates.sources(variables, customer.name))
     attempt.status = AttemptStatus.SENT
     attempt.skip_reason = None
     attempt.variant = variant

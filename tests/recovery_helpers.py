@@ -62,3 +62,32 @@ def attempts(session) -> list[RecoveryAttempt]:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+RECOVERY_TEMPLATE_BODY = ("Oi, {{1}}! Seus itens na Loja Demo estão esperando: {{2}}. Use o cupom {{3}} até {{4}}. "
+                          "Finalize aqui: {{5}}")
+RECOVERY_TEMPLATE_PARAMS = {"1": "nome", "2": "itens", "3": "cupom", "4": "validade", "5": "link"}
+
+
+def approved_template(session, *, body: str = RECOVERY_TEMPLATE_BODY, provider: str = "twilio",
+                      external_id: str | None = None, name: str = "carrinho_abandonado", header: str | None = None,
+                      buttons: list[dict] | None = None, status=None) -> "WhatsAppTemplate":
+    """A synced, approved template (as channel.template_sync stores one)."""
+    from channel.templates import placeholders_in
+    from models import TemplateStatus, WhatsAppTemplate
+
+    buttons = buttons or []
+    template = WhatsAppTemplate(
+        provider=provider, external_id=external_id or ("HX" + "1" * 32 if provider == "twilio" else "1234567890"),
+        name=name, language="pt_BR", category="marketing", status=status or TemplateStatus.APPROVED, header=header,
+        body=body, placeholders=placeholders_in(header, body, buttons, provider=provider), buttons=buttons)
+    session.add(template)
+    session.commit()
+    return template
+
+
+def map_template(session, template, params=None, *, variant: str = "A") -> None:
+    prefix = "variant_b_" if variant == "B" else ""
+    update_settings(session, {f"{prefix}whatsapp_template_id": template.id,
+                              f"{prefix}whatsapp_template_params": params or RECOVERY_TEMPLATE_PARAMS})
+    session.commit()

@@ -8,7 +8,8 @@ import pytest
 import responses
 
 from channel.ratelimit import RateLimiter
-from channel.sender import TwilioTransport, deliver, queue_message
+from channel.sender import deliver, queue_message
+from channel.twilio import TwilioTransport
 from models import Message, MessageStatus
 from recovery.tracker import Tracker
 from tests.channel_helpers import (  # noqa: F401 - fixtures

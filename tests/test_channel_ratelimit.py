@@ -10,7 +10,8 @@ import redis as redis_lib
 import responses
 
 from channel.ratelimit import RateLimiter
-from channel.sender import RETRY_INTERVALS, TwilioTransport, deliver, queue_message
+from channel.sender import RETRY_INTERVALS, deliver, queue_message
+from channel.twilio import TwilioTransport
 from core.runtime import Runtime, set_runtime
 from models import Message, MessageStatus
 from tests.channel_helpers import (  # noqa: F401 - fixtures

@@ -17,9 +17,12 @@ from rq import Retry
 
 from channel import sender
 from channel.ratelimit import RateLimiter
-from channel.sender import RETRY_INTERVALS, RetryableSendError, TwilioTransport, deliver, queue_message
+from channel.sender import RETRY_INTERVALS, RetryableSendError, deliver, queue_message
+from channel.transport import make_transport
+from channel.twilio import TwilioTransport
 from core.runtime import Runtime, set_runtime
-from models import Message, MessageStatus, WhatsAppTemplate
+from channel.templates import placeholders_in
+from models import Message, MessageStatus, TemplateStatus, WhatsAppTemplate
 from tests.channel_helpers import (  # noqa: F401 - fixtures
     MESSAGES_URL, PHONE, SENDER, TWILIO_API, TWILIO_SID, TWILIO_TOKEN, customer_by_phone, engine_stub,
     form_body, lose_queued_job, make_customer, new_sid, now_utc, outbound_messages, queued_jobs, run_jobs,
@@ -148,7 +151,7 @@ def test_a_delivery_job_lost_after_rq_popped_it_is_requeued_by_the_stale_sweep_a
 def test_outbox_mode_never_calls_the_provider(session, runtime, api):
     customer = make_customer(session)
     message = queue(session, runtime, customer)
-    result = deliver(session, runtime, sender.make_transport(runtime.settings), RateLimiter(runtime.redis), message.id)
+    result = deliver(session, runtime, make_transport(runtime.settings), RateLimiter(runtime.redis), message.id)
     assert result.outcome == "outbox"
     assert len(api.calls) == 0
     stored = reload(session, message.id)
@@ -173,11 +176,18 @@ def test_never_messaged_customer_is_outside_the_window(session, twilio_runtime, 
     assert message.status is MessageStatus.BLOCKED and message.error_reason == "outside_24h_window_no_template"
 
 
-def _template(session, kind="recovery", variables=("nome",), active=True):
-    template = WhatsAppTemplate(kind=kind, content_sid="HX" + "a" * 32, variables=list(variables), active=active)
+def _template(session, keys=("1",), status=TemplateStatus.APPROVED, provider="twilio"):
+    body = "Oi " + ", ".join(f"{{{{{k}}}}}" for k in keys) + "! Seu carrinho está esperando."
+    template = WhatsAppTemplate(provider=provider, external_id="HX" + "a" * 32, name="carrinho_abandonado",
+                                language="pt_BR", category="marketing", status=status, body=body,
+                                placeholders=placeholders_in(None, body, [], provider=provider), buttons=[])
     session.add(template)
     session.commit()
     return template
+
+
+def _mapped(template, *names):
+    return {"template": template, "template_mapping": {str(i): name for i, name in enumerate(names, 1)}}
 
 
 def test_outside_the_window_the_approved_template_is_sent_without_body(session, twilio_runtime, api):
@@ -185,63 +195,90 @@ def test_outside_the_window_the_approved_template_is_sent_without_body(session, 
     template = _template(session)
     ok(api)
     message = queue(session, twilio_runtime, customer, body="Oi Ana, seu carrinho...", automated=True, kind="recovery",
-                    template_values={"nome": "Ana", "ignored": "x"})
-    assert message.status is MessageStatus.PENDING
+                    **_mapped(template, "nome"), template_sources={"nome": "Ana", "ignored": "x"})
+    assert message.status is MessageStatus.PENDING and message.sent_as == "template"
+    assert message.body == "Oi Ana! Seu carrinho está esperando."  # what the shopper reads, in the history
     assert send(session, twilio_runtime, message.id).outcome == "sent"
     form = form_body(api.calls[0])
     assert "Body" not in form
-    assert form["ContentSid"] == template.content_sid
+    assert form["ContentSid"] == template.external_id
     assert json.loads(form["ContentVariables"]) == {"1": "Ana"}
     assert form["To"] == "whatsapp:" + PHONE and form["From"] == SENDER
     assert form["StatusCallback"].endswith("/webhooks/whatsapp/status")
 
 
-def test_template_variables_follow_the_declared_order_and_keep_accents(session, twilio_runtime, api):
+def test_template_variables_follow_the_mapping_and_keep_accents(session, twilio_runtime, api):
     customer = make_customer(session, last_inbound_at=None)
-    _template(session, variables=["nome", "cupom", "link"])
+    template = _template(session, keys=("1", "2", "3"))
     ok(api)
     message = queue(session, twilio_runtime, customer, automated=True, kind="recovery",
-                    template_values={"link": "https://loja.example/c?x=1&y=2", "nome": "João", "cupom": "VOLTA10"})
+                    **_mapped(template, "nome", "cupom", "link"),
+                    template_sources={"link": "https://loja.example/c?x=1&y=2", "nome": "João", "cupom": "VOLTA10"})
     send(session, twilio_runtime, message.id)
     variables = json.loads(form_body(api.calls[0])["ContentVariables"])
     assert variables == {"1": "João", "2": "VOLTA10", "3": "https://loja.example/c?x=1&y=2"}
 
 
+def test_template_values_are_made_one_line_as_whatsapp_requires(session, twilio_runtime, api):
+    customer = make_customer(session, last_inbound_at=None)
+    template = _template(session)
+    ok(api)
+    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery", **_mapped(template, "itens"),
+                    template_sources={"itens": "1x Tênis\n\t2x Meia      Branca "})
+    send(session, twilio_runtime, message.id)
+    assert json.loads(form_body(api.calls[0])["ContentVariables"]) == {"1": "1x Tênis 2x Meia Branca"}
+
+
 def test_template_with_a_missing_value_is_blocked(session, twilio_runtime, api):
     customer = make_customer(session, last_inbound_at=None)
-    _template(session, variables=["nome", "cupom"])
-    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery", template_values={"nome": "Ana"})
+    template = _template(session, keys=("1", "2"))
+    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery",
+                    **_mapped(template, "nome", "cupom"), template_sources={"nome": "Ana"})
     assert message.status is MessageStatus.BLOCKED
-    assert message.error_reason.startswith("template_variables_missing")
+    assert message.error_reason.startswith("template_variables_missing") and "{{2}}" in message.error_reason
     assert queued_jobs(twilio_runtime) == [] and len(api.calls) == 0
 
 
-@pytest.mark.parametrize("value", [None, "", "   "])
+@pytest.mark.parametrize("value", [None, "", "   ", "\n\t"])
 def test_template_value_that_is_none_or_blank_blocks_instead_of_sending_it(session, twilio_runtime, api, value):
     customer = make_customer(session, last_inbound_at=None)
-    _template(session, variables=["nome", "cupom"])
+    template = _template(session, keys=("1", "2"))
     message = queue(session, twilio_runtime, customer, automated=True, kind="recovery",
-                    template_values={"nome": "Ana", "cupom": value})
+                    **_mapped(template, "nome", "cupom"), template_sources={"nome": "Ana", "cupom": value})
     assert message.status is MessageStatus.BLOCKED
     assert message.error_reason.startswith("template_variables_missing")
 
 
-def test_inactive_template_does_not_count(session, twilio_runtime, api):
+def test_a_template_paused_after_it_was_queued_is_not_sent(session, twilio_runtime, api):
     customer = make_customer(session, last_inbound_at=None)
-    _template(session, active=False)
-    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery", template_values={"nome": "Ana"})
-    assert message.status is MessageStatus.BLOCKED and message.error_reason == "outside_24h_window_no_template"
+    template = _template(session)
+    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery", **_mapped(template, "nome"),
+                    template_sources={"nome": "Ana"})
+    template.status = TemplateStatus.PAUSED
+    session.commit()
+    assert send(session, twilio_runtime, message.id).outcome == "blocked"
+    assert reload(session, message.id).error_reason == "template_not_approved" and len(api.calls) == 0
+
+
+def test_a_template_of_another_provider_is_not_sent(session, twilio_runtime, api):
+    customer = make_customer(session, last_inbound_at=None)
+    template = _template(session, provider="meta")
+    message = queue(session, twilio_runtime, customer, automated=True, kind="recovery", **_mapped(template, "nome"),
+                    template_sources={"nome": "Ana"})
+    assert send(session, twilio_runtime, message.id).outcome == "blocked"
+    assert reload(session, message.id).error_reason == "template_not_approved" and len(api.calls) == 0
 
 
 def test_inside_the_window_free_form_is_used_even_when_a_template_exists(session, twilio_runtime, api):
     customer = make_customer(session)
-    _template(session)
+    template = _template(session)
     ok(api)
     message = queue(session, twilio_runtime, customer, body="Oi Ana!", automated=True, kind="recovery",
-                    template_values={"nome": "Ana"})
+                    **_mapped(template, "nome"), template_sources={"nome": "Ana"})
     send(session, twilio_runtime, message.id)
     form = form_body(api.calls[0])
     assert form["Body"] == "Oi Ana!" and "ContentSid" not in form
+    assert reload(session, message.id).sent_as == "text"
 
 
 def test_window_that_closes_before_delivery_blocks_the_free_form_message(session, twilio_runtime, api):
@@ -253,6 +290,20 @@ def test_window_that_closes_before_delivery_blocks_the_free_form_message(session
     stored = reload(session, message.id)
     assert stored.status is MessageStatus.BLOCKED and stored.error_reason == "outside_24h_window_no_template"
     assert len(api.calls) == 0
+
+
+def test_window_that_closes_before_delivery_sends_the_fallback_template(session, twilio_runtime, api):
+    customer = make_customer(session, last_inbound_at=now_utc() - timedelta(hours=23, minutes=59))
+    template = _template(session)
+    ok(api)
+    message = queue(session, twilio_runtime, customer, body="Oi Ana, texto livre", automated=True, kind="recovery",
+                    **_mapped(template, "nome"), template_sources={"nome": "Ana"})
+    assert message.sent_as == "text"
+    assert send(session, twilio_runtime, message.id, now=now_utc() + timedelta(minutes=5)).outcome == "sent"
+    form = form_body(api.calls[0])
+    assert form["ContentSid"] == template.external_id and "Body" not in form
+    stored = reload(session, message.id)
+    assert stored.sent_as == "template" and stored.body == "Oi Ana! Seu carrinho está esperando."
 
 
 # --- provider errors ---------------------------------------------------------------------------------

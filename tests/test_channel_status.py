@@ -11,7 +11,9 @@ import responses
 from sqlalchemy import select
 
 from channel.ratelimit import RateLimiter
-from channel.sender import ProviderReceipt, TwilioTransport, deliver, queue_message
+from channel.sender import deliver, queue_message
+from channel.transport import ProviderReceipt
+from channel.twilio import TwilioTransport
 from channel.status import apply_early_status, apply_status
 from models import Direction, Message, MessageStatus
 from tests.channel_helpers import (  # noqa: F401 - fixtures
@@ -254,7 +256,7 @@ class _InstantTwilio:
         self.sid = sid
         self.calls = 0
 
-    def send(self, **kwargs):
+    def send(self, message):
         self.calls += 1
         return ProviderReceipt(sid=self.sid, status="queued")
 

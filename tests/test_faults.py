@@ -166,7 +166,8 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
     """429 and 500 for a while, then recovery: retried with backoff, each message once; permanent errors
     are recorded and not retried."""
     from channel.ratelimit import RateLimiter
-    from channel.sender import RetryableSendError, TwilioTransport, deliver
+    from channel.sender import RetryableSendError, deliver
+    from channel.twilio import TwilioTransport
     from tests.conftest import make_settings
 
     with FakeTwilio() as twilio:

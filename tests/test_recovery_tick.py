@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from core.queues import queues_for
 from models import (
-    AttemptStatus, Coupon, HandoffRequest, Message, MessageStatus, Order, OrderStatus, WhatsAppTemplate,
+    AttemptStatus, Coupon, HandoffRequest, Message, MessageStatus, Order, OrderStatus, TemplateStatus,
 )
 from recovery import eligibility
 from recovery.tick import run_tick
 from recovery.tracker import Tracker, note_interaction
 from tests.recovery_helpers import (
-    AFTERNOON, attempts, enable_recovery, minutes, recovery_messages, sent_recovery_messages, shopper, with_cart,
+    AFTERNOON, approved_template, attempts, enable_recovery, map_template, minutes, recovery_messages, sent_recovery_messages, shopper, with_cart,
 )
 
 
@@ -114,7 +114,7 @@ def test_tick_summary_cli_prints_one_json_line(app, runtime, session):
                               placed_at=AFTERNOON + minutes(5))), eligibility.PURCHASED),
     (lambda s, c: s.add(HandoffRequest(customer_id=c.id)), eligibility.HANDOFF),
     (lambda s, c: setattr(c, "phone", "+5500000000000"), eligibility.INVALID_NUMBER),
-    (lambda s, c: setattr(c, "last_inbound_at", AFTERNOON - timedelta(hours=30)), eligibility.OUTSIDE_WINDOW),
+    (lambda s, c: setattr(c, "last_inbound_at", AFTERNOON - timedelta(hours=30)), eligibility.NO_TEMPLATE),
 ])
 def test_every_refusal_is_recorded_with_its_reason(runtime, session, setup, reason):
     enable_recovery(session)
@@ -195,18 +195,71 @@ def test_entries_past_the_maximum_age_are_dropped_with_a_reason(runtime, session
     assert summary.skipped == {eligibility.EXPIRED: 1} and recovery_messages(session) == []
 
 
-def test_outside_the_window_a_template_is_used(runtime, session):
+def test_outside_the_window_the_mapped_template_is_used(runtime, session):
     enable_recovery(session)
-    session.add(WhatsAppTemplate(kind="recovery", content_sid="HX" + "1" * 32, variables=["nome", "cupom"]))
+    template = approved_template(session)
+    map_template(session, template)
     ana = shopper(session, last_inbound=None)  # only a cart event: the shopper never wrote to us
     with_cart(session, ana)
     note_interaction(session, runtime, ana.id, AFTERNOON)
     assert tick(session, runtime, AFTERNOON + minutes(10)).sent == 1
     (message,) = recovery_messages(session)
     coupon = session.scalar(select(Coupon))
-    assert message.content_sid == "HX" + "1" * 32
-    assert message.content_variables == {"1": "Ana", "2": coupon.code}
+    assert message.sent_as == "template" and message.content_sid == template.external_id
+    assert message.content_variables["1"] == "Ana" and message.content_variables["3"] == coupon.code
+    assert message.content_variables["2"] == "2x Camiseta Básica Branca (R$\xa0119,80)" or \
+        message.content_variables["2"].startswith("2x Camiseta Básica Branca")
+    assert message.content_variables["5"].startswith("https://")
+    assert message.body.startswith("Oi, Ana! Seus itens na Loja Demo estão esperando: 2x Camiseta")
     assert message.status is MessageStatus.PENDING
+
+
+def test_outside_the_window_without_a_mapped_template_is_skipped_with_its_own_reason(runtime, session):
+    enable_recovery(session)
+    ana = shopper(session, last_inbound=None)
+    with_cart(session, ana)
+    note_interaction(session, runtime, ana.id, AFTERNOON)
+    summary = tick(session, runtime, AFTERNOON + minutes(10))
+    assert summary.skipped == {eligibility.NO_TEMPLATE: 1} and recovery_messages(session) == []
+    assert session.scalar(select(Coupon)) is None  # no coupon issued for a message that cannot go
+
+
+def test_outside_the_window_a_template_no_longer_approved_is_skipped(runtime, session):
+    enable_recovery(session)
+    template = approved_template(session)
+    map_template(session, template)
+    template.status = TemplateStatus.PAUSED
+    session.commit()
+    ana = shopper(session, last_inbound=None)
+    with_cart(session, ana)
+    note_interaction(session, runtime, ana.id, AFTERNOON)
+    assert tick(session, runtime, AFTERNOON + minutes(10)).skipped == {eligibility.TEMPLATE_NOT_APPROVED: 1}
+
+
+def test_inside_the_window_the_free_form_text_goes_and_the_template_is_only_the_fallback(runtime, session):
+    enable_recovery(session)
+    map_template(session, approved_template(session))
+    ana = shopper(session)
+    with_cart(session, ana)
+    note_interaction(session, runtime, ana.id, AFTERNOON)
+    tick(session, runtime, AFTERNOON + minutes(10))
+    (message,) = recovery_messages(session)
+    assert message.sent_as == "text" and message.body.startswith("Oi, Ana! Vimos que")
+    assert message.template_id is not None and message.content_variables["1"] == "Ana"
+
+
+def test_variant_b_uses_its_own_template(runtime, session):
+    enable_recovery(session, variant_b_template="Variante B para {{ nome }}", variant_b_percent=100)
+    template_a = approved_template(session)
+    template_b = approved_template(session, body="B: {{1}}, volte: {{2}}", external_id="HX" + "2" * 32, name="b")
+    map_template(session, template_a)
+    map_template(session, template_b, {"1": "nome", "2": "link"}, variant="B")
+    ana = shopper(session, last_inbound=None)
+    with_cart(session, ana)
+    note_interaction(session, runtime, ana.id, AFTERNOON)
+    tick(session, runtime, AFTERNOON + minutes(10))
+    (message,) = recovery_messages(session)
+    assert message.template_id == template_b.id and message.body.startswith("B: Ana, volte: https://")
 
 
 def test_ab_split_is_stable_and_uses_variant_b_texts(runtime, session):
