@@ -7,8 +7,10 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from channel.templates import placeholders_in
 from models import (
     Cart, CartItem, CartStatus, CouponKind, CouponRule, Customer, Message, MessageStatus, RecoveryAttempt,
+    TemplateStatus, WhatsAppTemplate,
 )
 from recovery.config import update_settings
 
@@ -71,11 +73,8 @@ RECOVERY_TEMPLATE_PARAMS = {"1": "nome", "2": "itens", "3": "cupom", "4": "valid
 
 def approved_template(session, *, body: str = RECOVERY_TEMPLATE_BODY, provider: str = "twilio",
                       external_id: str | None = None, name: str = "carrinho_abandonado", header: str | None = None,
-                      buttons: list[dict] | None = None, status=None) -> "WhatsAppTemplate":
+                      buttons: list[dict] | None = None, status=None) -> WhatsAppTemplate:
     """A synced, approved template (as channel.template_sync stores one)."""
-    from channel.templates import placeholders_in
-    from models import TemplateStatus, WhatsAppTemplate
-
     buttons = buttons or []
     template = WhatsAppTemplate(
         provider=provider, external_id=external_id or ("HX" + "1" * 32 if provider == "twilio" else "1234567890"),
