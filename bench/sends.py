@@ -6,7 +6,9 @@ Scenarios, each on a fresh database and Redis key prefix:
   `channel.jobs.deliver`; once with SEND_RATE_PER_SECOND high (10 000) and once at 80, to show both the
   throughput and that the shared per-sender limit holds (the busiest one-second window is reported);
 * `recovery`: N due shoppers through a scheduled tick (`run_tick` + `recovery.jobs.send_attempts`), which adds
-  the send-time eligibility checks, attempt rows and templating to the same delivery path; limit high.
+  the send-time eligibility checks, attempt rows and templating to the same delivery path; limit high;
+* `template`: N web-cart abandoners who never wrote (outside the 24-hour window), so every message is the mapped
+  approved template; run on Twilio and on Meta's Cloud API (tests.fake_meta), limit high.
 
 `sends_per_s` is the rate the provider saw (first to last accepted message); `wall_per_s` also counts the
 workers' start-up, from their launch to the last message.
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import redis as redis_lib
 from sqlalchemy import func, insert, select
@@ -27,8 +30,8 @@ from sqlalchemy import func, insert, select
 from bench.common import bench_env, bench_redis, delete_prefixed, emit, fresh_database, log, make_runtime, \
     new_prefix, workspace
 from core.settings import PROJECT_ROOT
-from models import Customer, Direction, Message
-from tests.fake_twilio import FakeTwilio
+from models import Cart, CartItem, CartStatus, Customer, Direction, Message, TemplateStatus, WhatsAppTemplate
+from tests.fake_meta import fake_provider, provider_overrides
 
 WORKERS = 2
 HIGH_RATE = 10_000  # the largest SEND_RATE_PER_SECOND the settings accept
@@ -45,11 +48,40 @@ def busiest_second(times: list[float]) -> int:
     return best
 
 
-def _seed_customers(database, count: int, now: datetime) -> None:
-    # They wrote to us 20 minutes ago: inside the 24-hour window, so free-form messages may go out.
+def _seed_customers(database, count: int, now: datetime, *, wrote: bool = True) -> None:
+    # ``wrote``: 20 minutes ago, inside the 24-hour window (free-form messages may go out); otherwise only the
+    # shop's cart is known, and each gets a cart.
     with database.engine.begin() as conn:
         conn.execute(insert(Customer), [{"phone": f"+551198{i:07d}", "name": f"Cliente {i}", "tags": [],
-                                         "last_inbound_at": now - timedelta(minutes=20)} for i in range(count)])
+                                         "last_inbound_at": now - timedelta(minutes=20) if wrote else None}
+                                        for i in range(count)])
+        if not wrote:
+            ids = list(conn.scalars(select(Customer.id).order_by(Customer.id)))
+            conn.execute(insert(Cart), [{"customer_id": cid, "source": "store", "external_id": f"web-{cid}",
+                                         "status": CartStatus.ABANDONED, "currency": "BRL", "total": Decimal("119.80"),
+                                         "checkout_url": f"https://loja.example/checkout/web-{cid}",
+                                         "created_at": now - timedelta(minutes=20),
+                                         "updated_at": now - timedelta(minutes=20)} for cid in ids])
+            carts = dict(conn.execute(select(Cart.customer_id, Cart.id)).all())
+            conn.execute(insert(CartItem), [{"cart_id": carts[cid], "sku": "TS-01", "name": "Camiseta Básica Branca",
+                                             "quantity": 2, "unit_price": Decimal("59.90")} for cid in ids])
+
+
+def _map_template(database, provider: str) -> None:
+    from channel.templates import placeholders_in
+    from recovery.config import update_settings
+
+    body = "Oi, {{1}}! Seus itens estão esperando: {{2}}. Finalize aqui: {{3}}"
+    with database.session() as session:
+        template = WhatsAppTemplate(provider=provider, external_id="HX" + "b" * 32 if provider == "twilio" else "777",
+                                    name="carrinho_bench", language="pt_BR", category="marketing",
+                                    status=TemplateStatus.APPROVED, body=body, buttons=[],
+                                    placeholders=placeholders_in(None, body, [], provider=provider))
+        session.add(template)
+        session.flush()
+        update_settings(session, {"whatsapp_template_id": template.id,
+                                  "whatsapp_template_params": {"1": "nome", "2": "itens", "3": "link"}})
+        session.commit()
 
 
 def _queue_replies(database, runtime, now: datetime) -> None:
@@ -102,10 +134,11 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             process.wait(5)
 
 
-def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
-    with workspace(pg) as (folder, database_url), bench_redis() as redis_url, FakeTwilio() as provider:
+def one_run(path: str, count: int, rate: int, pg: bool, provider_name: str = "twilio") -> dict:
+    with workspace(pg) as (folder, database_url), bench_redis() as redis_url, \
+            fake_provider(provider_name) as provider:
         prefix = new_prefix()
-        env = bench_env(folder, database_url, redis_url, prefix, TWILIO_API_URL=provider.url,
+        env = bench_env(folder, database_url, redis_url, prefix, **provider_overrides(provider_name, provider),
                         SEND_RATE_PER_SECOND=str(rate))
         client = redis_lib.Redis.from_url(redis_url)
         database = fresh_database(database_url)
@@ -113,7 +146,9 @@ def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         processes: list[subprocess.Popen] = []
         try:
-            _seed_customers(database, count, now)
+            _seed_customers(database, count, now, wrote=path != "template")
+            if path == "template":
+                _map_template(database, provider_name)
             started = time.perf_counter()
             if path == "sender":
                 _queue_replies(database, runtime, now)
@@ -149,13 +184,13 @@ def one_run(path: str, count: int, rate: int, pg: bool) -> dict:
         raise RuntimeError(f"{path} at {rate}/s: only {sent} of {count} messages reached the fake provider "
                            f"(message statuses: {statuses})")
     per_second = (sent - 1) / (times[-1] - times[0])
-    result = {"path": path, "limit_per_s": rate, "messages": count, "delivered": sent,
+    result = {"path": path, "provider": provider_name, "limit_per_s": rate, "messages": count, "delivered": sent,
               "queue_s": round(queue_s, 2), "sends_per_s": round(per_second, 1),
               "wall_per_s": round(sent / (times[-1] - launched), 1), "busiest_second": busiest_second(times),
               "first_send_after_s": round(times[0] - launched, 2),
               "max_per_shopper": max(provider.per_recipient().values()),
               "statuses": {getattr(k, "value", str(k)): v for k, v in sorted(statuses.items(), key=str)}}
-    log(f"sends: {path}, limit {rate}/s: {sent}/{count} in {times[-1] - times[0]:.1f} s = {per_second:.0f}/s "
+    log(f"sends: {path} ({provider_name}), limit {rate}/s: {sent}/{count} in {times[-1] - times[0]:.1f} s = {per_second:.0f}/s "
         f"(busiest second {result['busiest_second']}, first after {result['first_send_after_s']} s)")
     return result
 
@@ -164,5 +199,7 @@ def run(quick: bool = False, pg: bool = False) -> dict:
     count = 400 if quick else 2000
     runs = [one_run("sender", count, HIGH_RATE, pg),
             one_run("sender", count, LIMITED_RATE, pg),
-            one_run("recovery", count, HIGH_RATE, pg)]
+            one_run("recovery", count, HIGH_RATE, pg),
+            one_run("template", count, HIGH_RATE, pg, "twilio"),
+            one_run("template", count, HIGH_RATE, pg, "meta")]
     return emit("sends", {"database": "postgresql" if pg else "sqlite", "workers": WORKERS, "runs": runs})

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot import carts, faq, orders, texts
 from bot.followup import Followup, recent_followup
 from bot.handoff import active_handoff, request_handoff
+from bot.replies import with_options
 from bot.understanding import Reading, read, without_greeting
 from bot.understanding.entities import Entities, ItemRef, extract, resolve
 from bot.understanding.model import CUSTOM_PREFIX, SHIPPED_FAQ
@@ -336,7 +337,7 @@ class _Conversation:
         self._text = text
         entities = size_and_colour(text, reading.entities)
         simple = {
-            "greeting": self.greeting, "help": lambda: self.say("help"),
+            "greeting": self.greeting, "help": lambda: self.with_menu(self.say("help")),
             "thanks": lambda: self.say("thanks_reply", nome=self.first_name()),
             "ack": lambda: self.say("ack_reply"), "goodbye": lambda: self.say("goodbye", nome=self.first_name()),
             "cart": self.cart, "checkout": self.checkout, "order_status": self.order_status,
@@ -404,7 +405,20 @@ class _Conversation:
     # --- replies -----------------------------------------------------------------------------------------
 
     def greeting(self) -> list[str]:
-        return self.say("greeting", nome=self.first_name())
+        return self.with_menu(self.say("greeting", nome=self.first_name()))
+
+    def with_menu(self, replies: list[str]) -> list[str]:
+        """The main menu as a tappable list too, unless the merchant rewrote the menu (its options could then
+        differ from these)."""
+        if not replies or texts.current_source(self.session, "menu")[1]:
+            return replies
+        return [*replies[:-1], with_options(replies[-1], MENU_OPTIONS, button="Ver opções", section="Menu")]
+
+    def ask_variant(self, product: Product, variants: list[Variant]) -> list[str]:
+        labels = _option_labels(variants)
+        [text] = self.say("choose_variant", produto=product.name, opcoes=labels)
+        return [with_options(text, [(label, label, None) for label in labels], button="Escolher",
+                             section=product.name[:24])]
 
     def search_or_prompt(self, text: str) -> list[str]:
         query = parse_query(text)
@@ -442,12 +456,11 @@ class _Conversation:
         self.state["query"] = " ".join(parse_query(search_text(text)).words)[:200]  # "e em azul?" refines it
         self.state.pop("wanted", None)
         self.set_focus("list")
-        return self.say(
-            "search_results",
-            produtos=[{"nome": hit.product.name, "preco": brl(_price_of(hit.product, hit.variants)),
-                       "link": hit.product.url or "", "tamanhos": hit.available_sizes} for hit in shown],
-            **notes,
-        )
+        produtos = [{"nome": hit.product.name, "preco": brl(_price_of(hit.product, hit.variants)),
+                     "link": hit.product.url or "", "tamanhos": hit.available_sizes} for hit in shown]
+        replies = self.say("search_results", produtos=produtos, **notes)
+        options = [(str(n), p["nome"], p["preco"]) for n, p in enumerate(produtos, 1)]
+        return [*replies[:-1], with_options(replies[-1], options, button="Ver produtos", section="Encontrei")]
 
     def other_colours(self) -> list[str] | None:
         """The model in view (or the list's first) in every colour the shop has it."""
@@ -605,7 +618,7 @@ class _Conversation:
         if len(available) > 1:
             self.state["pending"] = {"p": product.id, "q": quantity, "v": [v.id for v in available]}
             self.set_focus("product", p=product.id, v=[v.id for v in available])
-            return self.say("choose_variant", produto=product.name, opcoes=_option_labels(available))
+            return self.ask_variant(product, available)
         variant = available[0]
         cart = carts.open_cart(self.session, self.customer, create=True, now=self.now)
         added = carts.add_variant(cart, variant, quantity, self.now)
@@ -642,8 +655,7 @@ class _Conversation:
             return self._put(sibling, _narrow(sibling, [], entities), quantity)  # "digo, o marrom": its twin
         if _looks_like_an_option(text):  # a size or colour this product does not have: ask again
             self.state["pending"] = pending
-            return self.say("choose_variant", produto=product.name,
-                            opcoes=_option_labels([v for v in offered if v.available]))
+            return self.ask_variant(product, [v for v in offered if v.available])
         return None
 
     def remove(self, number: int, quantity: int | None = None) -> list[str]:
@@ -1051,6 +1063,11 @@ def _labels_of(variants: list[Variant]) -> str:
 def _price_of(product: Product, variants: list[Variant]) -> Decimal:
     prices = [v.price for v in variants if v.active]
     return min(prices) if prices else product.price
+
+
+# The default menu's options, as the shopper would type them (templates/messages/menu.txt).
+MENU_OPTIONS = [("1", "Buscar produtos", None), ("2", "Meu carrinho", None), ("3", "Status do pedido", None),
+                ("4", "Dúvidas", "frete, pagamento, trocas, horário"), ("5", "Falar com um vendedor", None)]
 
 
 def _option_labels(variants: list[Variant]) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import engine
+from bot.replies import interactive_of
 from channel.inbound import ConsentEvent, InboundOutcome
 from channel.sender import enqueue_delivery, queue_message
 from core.queues import enqueue_unique
@@ -76,8 +77,8 @@ def process_inbound(message_id: int, consent: str | None = None) -> int:
         replies = engine.respond(session, runtime.redis, runtime.keys, runtime.settings, customer, message.body,
                                  media_count=message.media_count, consent_transition=consent, now=now)
         for index, text in enumerate(replies):
-            queue_message(session, runtime, customer, kind="bot", body=text, automated=False, now=now,
-                          idempotency_key=reply_key(message_id, index))
+            queue_message(session, runtime, customer, kind="bot", body=str(text), automated=False, now=now,
+                          idempotency_key=reply_key(message_id, index), interactive=interactive_of(text))
         crm_sources.on_shopper_message(session, customer, now)
         message.processed_at = now
         session.commit()

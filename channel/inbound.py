@@ -1,8 +1,9 @@
 """An inbound WhatsApp message: validated, stored once, opt-out applied at once.
 
-The webhook calls `receive_inbound`, hands the outcome to the conversation layer (`bot.jobs.shopper_wrote`,
-which queues the engine's job and moves the recovery countdown) and answers Twilio straight away, so a slow
-moment never exceeds Twilio's 15-second budget.
+Provider-neutral: each provider's webhook parses its own format into an `InboundForm` (Twilio's form with
+`parse_form` here, Meta's JSON with `channel.meta_inbound`), calls `receive_inbound`, hands the outcome to the
+conversation layer (`bot.jobs.shopper_wrote`, which queues the engine's job and moves the recovery countdown)
+and answers straight away, so a slow moment never exceeds the provider's budget (Twilio: 15 seconds).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9A-Za-z]{16,62}$")
 MAX_BODY = 4096  # WhatsApp's own limit; anything longer is not from WhatsApp
 MAX_NAME = 120
+MAX_WA_ID = 20  # Customer.wa_id
 
 
 class InboundError(ValueError):
@@ -40,11 +42,14 @@ class InboundError(ValueError):
 
 @dataclass(frozen=True)
 class InboundForm:
-    sid: str
-    phone: str
+    """One inbound message, validated, whichever provider it came through."""
+
+    sid: str  # the provider's message id (Twilio MessageSid, Meta wamid): unique, decides redeliveries
+    phone: str  # E.164
     body: str
     media_count: int
     profile_name: str | None
+    wa_id: str | None = None  # Meta's WhatsApp id exactly as Meta sent it (replies go there); None for Twilio
 
 
 # What a message did to the shopper's consent, kept on the message (Message.consent) for the engine's reply:
@@ -63,6 +68,7 @@ class InboundOutcome:
 
 
 def parse_form(form: Mapping[str, str]) -> InboundForm:
+    """Twilio's inbound webhook form. Raises InboundError naming the malformed field."""
     sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
     if not MESSAGE_SID.match(sid):
         raise InboundError("MessageSid", "missing or malformed")
@@ -78,13 +84,12 @@ def parse_form(form: Mapping[str, str]) -> InboundForm:
     return InboundForm(sid=sid, phone=phone, body=body[:MAX_BODY], media_count=int(raw_media), profile_name=profile)
 
 
-def receive_inbound(session: Session, form: Mapping[str, str], now: datetime) -> InboundOutcome:
-    """Store the message once (the unique MessageSid decides) and apply an opt-out or opt-in immediately.
+def receive_inbound(session: Session, parsed: InboundForm, now: datetime) -> InboundOutcome:
+    """Store the message once (the unique provider id decides) and apply an opt-out or opt-in immediately.
     Commits. The caller queues the processing (``bot.jobs.shopper_wrote``), for a redelivery too.
 
     The insert comes first and a redelivery is recognised by its conflict, so a new message (nearly all of
     them) costs no lookup; a redelivery is rare enough to pay for one."""
-    parsed = parse_form(form)
     customer = upsert_customer(session, parsed.phone, parsed.profile_name)
     message = Message(customer_id=customer.id, direction=Direction.INBOUND, kind="shopper", body=parsed.body,
                       media_count=parsed.media_count, provider_sid=parsed.sid, status=MessageStatus.RECEIVED,
@@ -98,7 +103,7 @@ def receive_inbound(session: Session, form: Mapping[str, str], now: datetime) ->
                                  .where(Message.provider_sid == parsed.sid)).first()
         if stored is None:
             raise  # not a redelivery: some other constraint
-        # Twilio redelivers when our first answer failed, possibly after the commit but before the job was
+        # The provider redelivers when our first answer failed, possibly after the commit but before the job was
         # queued (a Redis blip), or a concurrent delivery of the same message won the insert: the caller queues
         # the stored message again (a fixed, unique job id: processed once).
         return InboundOutcome(duplicate=True, message_id=stored.id, customer_id=stored.customer_id,
@@ -106,6 +111,10 @@ def receive_inbound(session: Session, form: Mapping[str, str], now: datetime) ->
 
     if customer.last_inbound_at is None or customer.last_inbound_at < now:
         customer.last_inbound_at = now
+    if parsed.wa_id:
+        wa_id = parsed.wa_id[:MAX_WA_ID]
+        if customer.wa_id != wa_id:
+            customer.wa_id = wa_id  # from the latest message: replies go to the id Meta uses now
     consent = _apply_consent(customer, parsed.body, now)
     message.consent = consent
     session.commit()

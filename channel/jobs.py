@@ -11,6 +11,7 @@ from functools import lru_cache
 from rq import get_current_job
 from sqlalchemy import select
 
+from channel import template_sync
 from channel.ratelimit import RateLimiter
 from channel.transport import make_transport
 from channel.sender import DELIVERY_TIMEOUT, enqueue_delivery, retry_delay, retry_policy
@@ -69,3 +70,18 @@ def sweep_stale_pending(limit: int = 1000, stale_after: timedelta = STALE_PENDIN
     for message_id, automated, updated_at in rows:
         enqueue_delivery(runtime, message_id, automated=automated, attempt=int(updated_at.timestamp()))
     return len(rows)
+
+
+def sync_templates() -> dict:
+    """Periodic (hourly): refresh the WhatsApp templates from the provider. Skipped without the provider's
+    credentials (outbox mode); a failure is logged and retried at the next run, having written nothing."""
+    runtime = get_runtime()
+    if runtime.settings.outbox_mode or template_sync.missing_credentials(runtime.settings):
+        return {"skipped": "no provider credentials"}
+    try:
+        with runtime.db.transaction() as session:
+            result = template_sync.sync_templates(session, runtime.settings)
+    except template_sync.TemplateSyncError as exc:
+        log.warning("template sync failed: %s", exc)
+        return {"error": str(exc)}
+    return result.as_json()

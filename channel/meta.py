@@ -25,6 +25,7 @@ RETRYABLE_CODES = frozenset({"130429", "80007", "131056", "131000", "131016", "4
 # Meta's limits for interactive messages.
 MAX_BUTTONS, BUTTON_TITLE = 3, 20
 MAX_ROWS, ROW_TITLE, ROW_DESCRIPTION, LIST_BUTTON = 10, 24, 72, 20
+MAX_BUTTONS_BODY, MAX_LIST_BODY = 1024, 4096
 
 
 class MetaTransport:
@@ -92,9 +93,13 @@ def template_payload(template: OutboundTemplate) -> dict:
         parameter = {"type": "text", "text": value}
         if not placeholder["name"].isdigit():
             parameter["parameter_name"] = placeholder["name"]  # named parameters ({{first_name}})
-        groups.setdefault((placeholder["component"], placeholder.get("index")), []).append(parameter)
+        groups.setdefault((placeholder["component"], placeholder.get("index")), []).append((placeholder, parameter))
     components = []
-    for (component, index), parameters in groups.items():
+    for (component, index), found in groups.items():
+        # Meta fills positional {{1}}, {{2}}… from a component's parameters by position, whatever the reading
+        # order of the text (named ones keep theirs).
+        found.sort(key=lambda pair: int(pair[0]["name"]) if pair[0]["name"].isdigit() else 0)
+        parameters = [parameter for _, parameter in found]
         if component == "button":
             components.append({"type": "button", "sub_type": "url", "index": str(index), "parameters": parameters})
         else:
@@ -111,11 +116,12 @@ def interactive_payload(body: str, interactive: dict) -> dict | None:
     options = interactive.get("options") or []
     if not options or not body.strip():
         return None
-    if len(options) <= MAX_BUTTONS and all(len(o["title"]) <= BUTTON_TITLE for o in options):
-        return {"type": "button", "body": {"text": body[:1024]}, "action": {"buttons": [
+    if len(options) <= MAX_BUTTONS and all(len(o["title"]) <= BUTTON_TITLE for o in options) \
+            and len(body) <= MAX_BUTTONS_BODY:
+        return {"type": "button", "body": {"text": body}, "action": {"buttons": [
             {"type": "reply", "reply": {"id": o["id"], "title": o["title"]}} for o in options]}}
-    if len(options) > MAX_ROWS:
-        return None
+    if len(options) > MAX_ROWS or len(body) > MAX_LIST_BODY:
+        return None  # cutting the text would lose what the options refer to
     rows = []
     for option in options:
         title = option["title"]
@@ -125,6 +131,6 @@ def interactive_payload(body: str, interactive: dict) -> dict | None:
             row["description"] = description[:ROW_DESCRIPTION]
         rows.append(row)
     button = (interactive.get("button") or "Ver opções")[:LIST_BUTTON]
-    return {"type": "list", "body": {"text": body[:4096]},
+    return {"type": "list", "body": {"text": body},
             "action": {"button": button, "sections": [{"title": (interactive.get("section") or "Opções")[:24],
                                                        "rows": rows}]}}

@@ -192,8 +192,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
         if message.template_id is None:
             return _finish_blocked(session, message, BLOCKED_OUTSIDE_WINDOW)
         _switch_to_template(message)  # the window closed since it was queued: its template goes instead
-    if message.sent_as == SENT_AS_TEMPLATE and not _sendable_template(message, settings.whatsapp_provider,
-                                                                        transport is None):
+    if message.sent_as == SENT_AS_TEMPLATE and not templates.sendable(message.template, settings):
         return _finish_blocked(session, message, BLOCKED_TEMPLATE_NOT_APPROVED)
 
     pace_key = runtime.keys("pace", customer.id)
@@ -237,7 +236,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
             # Our clock said inside the window, the provider says outside: the shopper got nothing, so the
             # approved template is still the one message.
             _switch_to_template(message)
-            if not _sendable_template(message, settings.whatsapp_provider, False):
+            if not templates.sendable(message.template, settings):
                 raise
             _set(session, message.id, sent_as=message.sent_as, body=message.body)
             session.commit()
@@ -273,14 +272,6 @@ def _switch_to_template(message: Message) -> None:
     message.interactive = None
     if message.template is not None:
         message.body = templates.render(message.template, message.content_variables or {})
-
-
-def _sendable_template(message: Message, provider: str, outbox: bool) -> bool:
-    """Still approved (a template can be paused or disabled after it was chosen), and the current provider's
-    (after a switch from Twilio to Meta, a ContentSid means nothing to Meta). Outbox mode sends nothing:
-    any approved template shows in the simulator."""
-    template = message.template
-    return template is not None and template.approved and (outbox or template.provider == provider)
 
 
 LAST_SEND_KEY = "last-send"

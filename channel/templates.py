@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from channel.transport import OutboundTemplate
+from core.settings import Settings
 from models import WhatsAppTemplate
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]{1,64})\s*\}\}")
@@ -101,9 +100,9 @@ def outbound_template(template: WhatsAppTemplate, values: dict[str, str]) -> Out
                             placeholders=list(template.placeholders), values=dict(values))
 
 
-def approved(session: Session, template_id: int | None) -> WhatsAppTemplate | None:
-    """The template with this id if it may be sent now (approved), else None."""
-    if template_id is None:
-        return None
-    template = session.get(WhatsAppTemplate, template_id)
-    return template if template is not None and template.approved else None
+def sendable(template: WhatsAppTemplate | None, settings: Settings) -> bool:
+    """May this template go out now: approved (a template can be paused or disabled after it was chosen) and the
+    current provider's (after a switch from Twilio to Meta a ContentSid means nothing to Meta). Outbox mode sends
+    nothing, so any approved template shows in the simulator (the demo's included)."""
+    return (template is not None and template.approved
+            and (settings.outbox_mode or template.provider == settings.whatsapp_provider))

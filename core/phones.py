@@ -98,6 +98,20 @@ def location_of(e164: str) -> PhoneLocation:
     return PhoneLocation(ddd, DDD_STATE.get(ddd), DDD_CITY.get(ddd))
 
 
+def format_phone(e164: str) -> str:
+    """``+5511988881001`` -> ``+55 (11) 98888-1001``, as Brazilians write numbers; other countries in the
+    international format; anything unparseable as it came."""
+    digits = re.sub(r"\D", "", e164 or "")
+    if e164.startswith("+55") and len(digits) in (12, 13):
+        ddd, local = digits[2:4], digits[4:]
+        return f"+55 ({ddd}) {local[:-4]}-{local[-4:]}"
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def mask_phone(e164: str) -> str:
     """``+5511999990001`` -> ``+55 11 9****-0001``: enough to tell numbers apart in a log, not to call them."""
     digits = re.sub(r"\D", "", e164)

@@ -102,6 +102,7 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
         PeriodicJob(func="recovery.jobs.tick", interval=tick, queue="default", timeout=tick_timeout(tick)),
         PeriodicJob(func="recovery.jobs.purge_expired_coupons", interval=3600, queue="low"),
         PeriodicJob(func="channel.jobs.sweep_stale_pending", interval=300, queue="low"),
+        PeriodicJob(func="channel.jobs.sync_templates", interval=3600, queue="low"),
         PeriodicJob(func="bot.jobs.sweep_unprocessed_inbound", interval=60, queue="low"),
         PeriodicJob(func="crm.jobs.assign_backlog", interval=300, queue="default", timeout=600),
         PeriodicJob(func="crm.jobs.follow_up_recoveries", interval=300, queue="low", timeout=600),

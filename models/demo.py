@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from core.security import hash_password
 from models import (
-    CouponKind, CouponRule, FaqEntry, FrequencyUnit, Product, RecoverySettings, Role, Store, SystemFlag, User, Variant,
+    Cart, CartItem, CartStatus, CouponKind, CouponRule, Customer, FaqEntry, FrequencyUnit, Product, RecoverySettings,
+    Role, Store, SystemFlag, TemplateStatus, User, Variant, WhatsAppTemplate, utcnow,
 )
 from models.recovery import DEFAULT_TEMPLATE
 
@@ -126,15 +127,53 @@ def _seed_faq(session: Session) -> None:
                              examples=list(FAQ_EXAMPLES.get(topic, []))))
 
 
+# The approved template a web-cart abandoner gets outside the 24 h window. Provider "demo": never sent by a real
+# provider (channel.templates.sendable), shown in the simulator in outbox mode.
+DEMO_TEMPLATE_BODY = ("Oi, {{1}}! Você deixou {{2}} no carrinho da Loja Demo. Com o cupom {{3}} (válido até {{4}}) "
+                      "fica mais barato. Finalize aqui: {{5}}")
+DEMO_TEMPLATE_PARAMS = {"1": "nome", "2": "itens", "3": "cupom", "4": "validade", "5": "link"}
+# A shopper who left a cart on the shop's site and never wrote: the recoverer reaches her with the template.
+DEMO_ABANDONER = ("+5511988881001", "Carla Dias")
+
+
 def _seed_recovery(session: Session) -> None:
-    """Recovery on: 10 minutes, a 10 % coupon valid 24 h, at most one message per shopper every 7 days."""
+    """Recovery on: 10 minutes, a 10 % coupon valid 24 h, at most one message per shopper every 7 days; the demo
+    template mapped for shoppers outside the 24 h window."""
     rule = CouponRule(name="Recuperador de vendas 10%", kind=CouponKind.PERCENT, value=Decimal("10"),
                       min_order=Decimal("0"), recovery_only=True, active=True)
-    session.add(rule)
+    template = WhatsAppTemplate(
+        provider="demo", external_id="demo-recuperacao-carrinho", name="recuperacao_carrinho", language="pt_BR",
+        category="marketing", status=TemplateStatus.APPROVED, body=DEMO_TEMPLATE_BODY,
+        footer="Para não receber mais mensagens, responda SAIR", buttons=[],
+        placeholders=[{"key": str(n), "name": str(n), "component": "body", "index": None} for n in range(1, 6)])
+    session.add_all([rule, template])
     session.flush()
     session.add(RecoverySettings(id=1, enabled=True, delay_minutes=10, coupon_rule_id=rule.id, coupon_validity_hours=24,
                                  frequency_count=7, frequency_unit=FrequencyUnit.DAYS, coupon_use_pause_days=30,
-                                 template=DEFAULT_TEMPLATE, quiet_start="21:00", quiet_end="09:00"))
+                                 template=DEFAULT_TEMPLATE, quiet_start="21:00", quiet_end="09:00",
+                                 whatsapp_template_id=template.id, whatsapp_template_params=DEMO_TEMPLATE_PARAMS,
+                                 variant_b_whatsapp_template_params={}))
+
+
+def _seed_web_abandoner(session: Session) -> Cart:
+    phone, name = DEMO_ABANDONER
+    # simulated: the simulator may show her conversation (type her number there).
+    customer = Customer(phone=phone, name=name, ddd=phone[3:5], tags=[], simulated=True)
+    now = utcnow()
+    cart = Cart(customer=customer, source="store", external_id="demo-site-1001", status=CartStatus.ABANDONED,
+                checkout_url="https://loja.example/checkout/demo-site-1001", created_at=now, updated_at=now)
+    cart.items = [CartItem(sku="DEMO-TENIS-CORRIDA-PRETO-40", name="Tênis Corrida Preto 40", quantity=1,
+                           unit_price=Decimal("299.90")),
+                  CartItem(sku="DEMO-CAMISETA-BASICA-BRANCA-M", name="Camiseta Básica Branca M", quantity=2,
+                           unit_price=Decimal("59.90"))]
+    cart.recompute_total()
+    session.add(cart)
+    return cart
+
+
+def web_abandoner(session: Session) -> Cart | None:
+    """The demo's web cart, for the caller to start its recovery countdown (the tracker lives in Redis)."""
+    return session.scalar(select(Cart).where(Cart.external_id == "demo-site-1001"))
 
 
 class DemoRefused(RuntimeError):
@@ -176,6 +215,7 @@ def seed(session: Session) -> str:
         product.variants = [Variant(**variant) for variant in variants]
         session.add(product)
     _seed_recovery(session)
+    _seed_web_abandoner(session)
     _seed_faq(session)
     session.add(SystemFlag(key=DEMO_FLAG, value="1"))
     session.flush()

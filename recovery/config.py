@@ -24,6 +24,7 @@ PAUSE_RANGE = (0, 365)
 ATTRIBUTION_RANGE = (1, 90)
 MAX_AGE_RANGE = (1, 23)  # beyond 23 h the shopper's 24 h WhatsApp window may have closed
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+PLACEHOLDER_KEY = re.compile(r"[A-Za-z0-9_:]{1,80}")  # "1", "first_name", Meta's "header:1", "button:0:1"
 
 
 class SettingsInvalid(ValueError):
@@ -245,7 +246,9 @@ def _coerce(session: Session, field: Field, value: Any) -> Any:
         if not isinstance(value, dict) or len(value) > 50:
             raise ValueError("use um objeto {\"1\": \"nome\", \"2\": \"link\"}")
         for key, name in value.items():
-            if not isinstance(name, str) or len(key) > 80:
+            if not PLACEHOLDER_KEY.fullmatch(key):
+                raise ValueError(f"marcador inválido {key[:40]!r}: use a chave do modelo, como \"1\"")
+            if not isinstance(name, str):
                 raise ValueError("cada marcador recebe o nome de uma variável")
             if name not in whatsapp_templates.VARIABLES:
                 raise ValueError(f"variável desconhecida {name[:40]!r}; use "

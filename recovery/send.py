@@ -24,6 +24,7 @@ from core.phones import mask_phone
 from core.runtime import Runtime
 from core.templating import TemplateRenderError
 from models import AttemptStatus, Cart, CartStatus, CouponRule, Customer, RecoveryAttempt, RecoverySettings
+from channel import templates
 from channel.window import in_service_window
 from recovery import coupons, eligibility, whatsapp_templates
 from recovery.config import coupon_url, load_settings
@@ -129,7 +130,8 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
     if not in_service_window(customer, now):
         # A web-cart abandoner who never wrote (or not for 24 h): only an approved template can reach them.
         problem = (eligibility.NO_TEMPLATE if whatsapp.template is None
-                   else None if whatsapp.template.approved else eligibility.TEMPLATE_NOT_APPROVED)
+                   else None if templates.sendable(whatsapp.template, runtime.settings)
+                   else eligibility.TEMPLATE_NOT_APPROVED)
         if problem:
             attempt.status = AttemptStatus.SKIPPED
             attempt.skip_reason = problem
@@ -169,7 +171,7 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         # fails this attempt only (its coupon is not issued), and the batch goes on.
         session.rollback()
         return _mark_failed(session, attempt_id, TEMPLATE_ERROR, exc.message)
-    approved = whatsapp.template if whatsapp.template is not None and whatsapp.template.approved else None
+    approved = whatsapp.template if templates.sendable(whatsapp.template, runtime.settings) else None
     message = queue_message(session, runtime, customer, kind=eligibility.RECOVERY_KIND, body=body, automated=True,
                             now=now, idempotency_key=f"recovery-{attempt.id}", template=approved,
                             template_mapping=whatsapp.params,

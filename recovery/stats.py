@@ -177,6 +177,7 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
         "to": end.isoformat(),
         "timezone": tz.key,
         "coupon_problems": coupon_problems(session, low, high),
+        "paths": delivery_paths(session, low, high),
         "totals": _finish(totals),
         "by_day": [{"date": d.isoformat(), **_finish(m)} for d, m in zip(days, by_day)],
         "by_variant": {v: _finish(m) for v, m in by_variant.items()},
@@ -185,6 +186,44 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
             for _, e in sorted(coupons.items())
         ],
     }
+
+
+# Meta's per-user cap on marketing templates: the message is refused, recorded and not retried.
+MARKETING_LIMIT_CODE = "131049"
+
+
+def delivery_paths(session: Session, low: datetime, high: datetime) -> dict[str, Any]:
+    """How the recovery messages sent in [low, high) went out (same cohort as ``sent``): as free-form ``text``
+    inside the 24-hour window or as an approved ``template`` outside it (messages stored before templates existed
+    have no path recorded and were all text); ``marketing_limit``: refused by Meta's per-user marketing cap
+    (error 131049); ``blocked``: stopped before leaving, by the sender's reason (``blocked_by_reason``). Blocked
+    messages count in neither path."""
+    A = RecoveryAttempt
+    blocked = Message.status == MessageStatus.BLOCKED
+    rows = (
+        select(Message.sent_as.label("sent_as"),
+               case((blocked, Message.error_reason), else_=None).label("blocked_reason"),
+               case((blocked, 1), else_=0).label("is_blocked"),
+               case((Message.error_code == MARKETING_LIMIT_CODE, 1), else_=0).label("limited"))
+        .select_from(A).join(Message, Message.id == A.message_id)
+        .where(A.status == AttemptStatus.SENT, A.sent_at >= low, A.sent_at < high)
+        .subquery()
+    )
+    rows = session.execute(
+        select(rows.c.sent_as, rows.c.blocked_reason, rows.c.is_blocked, rows.c.limited, func.count())
+        .group_by(rows.c.sent_as, rows.c.blocked_reason, rows.c.is_blocked, rows.c.limited))
+    out: dict[str, Any] = {"text": 0, "template": 0, "marketing_limit": 0, "blocked": 0, "blocked_by_reason": {}}
+    for sent_as, reason, is_blocked, limited, count in rows:
+        if is_blocked:
+            out["blocked"] += count
+            key = (reason or "unknown").split(":", 1)[0].strip() or "unknown"
+            out["blocked_by_reason"][key] = out["blocked_by_reason"].get(key, 0) + count
+            continue
+        out["template" if sent_as == "template" else "text"] += count
+        if limited:
+            out["marketing_limit"] += count
+    out["blocked_by_reason"] = dict(sorted(out["blocked_by_reason"].items()))
+    return out
 
 
 COUPON_PROBLEM_LIST = 20

@@ -30,6 +30,9 @@ WHO = {
     "console.coupon_rules": BRAND, "console.coupon_rule": BRAND, "console.coupon_rule_status": BRAND,
     "console.bot": BRAND, "console.bot_text": BRAND, "console.bot_text_preview": BRAND,
     "console.bot_text_reset": BRAND, "console.faq_entry": BRAND, "console.faq_preview": BRAND,
+    "console.whatsapp_templates": BRAND, "console.whatsapp_sync": BRAND, "console.whatsapp_mapping": BRAND,
+    "console.whatsapp_preview": BRAND,
+    "golive.setup": BRAND, "golive.rotate_secret": BRAND, "golive.send_test": BRAND,
     "manager.sellers": PEOPLE_MANAGERS, "manager.seller": PEOPLE_MANAGERS, "manager.seller_status": PEOPLE_MANAGERS,
     "manager.new_user": PEOPLE_MANAGERS,
     "manager.rules": BRAND,
@@ -38,13 +41,14 @@ WHO = {
     "seller.start_contact": {"seller"}, "seller.opportunity": {"seller"}, "seller.finish": {"seller"},
     "seller.start": {"seller"}, "seller.results": {"seller"},
     "auth.change_password": EVERYONE,
-    "api.get_settings": BRAND, "api.put_settings": BRAND, "api.get_stats": OFFICE,
+    "api.get_settings": BRAND, "api.put_settings": BRAND, "api.list_templates": BRAND, "api.get_stats": OFFICE,
     "crm_api.list_opportunities": EVERYONE, "crm_api.patch_opportunity": EVERYONE,
     "crm_api.create_opportunities": OFFICE, "crm_api.get_customer": EVERYONE,
 }
 # Public by design or authenticated otherwise (signatures, development only): not part of this walk.
 NOT_WALKED = {"index", "static", "auth.login", "auth.logout", "health.healthz", "openapi.openapi_json",
               "api.validate_coupon", "simulator.page", "simulator.messages", "simulator.sign",
+              "simulator.claim", "webhooks.meta_handshake", "webhooks.meta_events",
               "webhooks.whatsapp_inbound", "webhooks.whatsapp_status", "store_webhooks.store_carts",
               "store_webhooks.store_orders"}
 

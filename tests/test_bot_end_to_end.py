@@ -9,7 +9,7 @@ from core.queues import queues_for
 from models import Customer, Message, MessageStatus
 from models.demo import seed
 from recovery.tracker import Tracker
-from tests.channel_helpers import post_inbound
+from tests.channel_helpers import PHONE, post_inbound
 
 
 def _run(runtime):
@@ -31,7 +31,7 @@ def test_search_add_and_checkout_over_whatsapp(client, runtime, session):
     session.commit()
     post_inbound(client, runtime.settings, body="oi", ProfileName="Ana Souza")
     _run(runtime)
-    customer = session.scalar(select(Customer))
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
     assert customer.name == "Ana Souza" and customer.ddd == "11" and customer.state == "SP"
     for text in ("tem tenis preto 42?", "quero o 1", "finalizar"):
         post_inbound(client, runtime.settings, body=text)
@@ -53,7 +53,7 @@ def test_opt_out_confirmed_once_then_no_automated_message(client, runtime, sessi
 
     post_inbound(client, runtime.settings, body="oi")
     post_inbound(client, runtime.settings, body="SAIR")
-    customer = session.scalar(select(Customer))
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
     session.refresh(customer)
     assert customer.opted_out_at is not None
     assert Tracker(runtime).due_at(customer.id) is None  # recovery cancelled at once
@@ -71,7 +71,7 @@ def test_opt_out_confirmed_once_then_no_automated_message(client, runtime, sessi
 def _say(client, runtime, session, text):
     post_inbound(client, runtime.settings, body=text)
     _run(runtime)
-    customer = session.scalar(select(Customer))
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
     return _replies(session, customer.id)[-1].body
 
 
@@ -175,3 +175,15 @@ def test_natural_phrasings_through_the_webhook(client, runtime, session):
     assert "vai falar com você por aqui" in person
     assert session.scalar(select(HandoffRequest.reason)) == "asked_for_person"
     session.commit()
+
+
+def test_the_replies_keep_their_tappable_options_for_the_provider(client, runtime, session):
+    """The bot job stores each reply's options with the message (Meta sends them as a list; Twilio, the text)."""
+    seed(session)
+    session.commit()
+    post_inbound(client, runtime.settings, body="oi")
+    _run(runtime)
+    customer = session.scalar(select(Customer).where(Customer.phone == PHONE))
+    [greeting] = _replies(session, customer.id)
+    assert [o["id"] for o in greeting.interactive["options"]] == [f"opt:{n}" for n in range(1, 6)]
+    assert "*1* Buscar produtos" in greeting.body

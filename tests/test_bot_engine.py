@@ -412,3 +412,50 @@ def test_any_sequence_of_messages_gets_a_reply_and_keeps_the_cart_consistent(run
             assert all(item.quantity >= 1 for item in cart.items)
             assert cart.total == sum((item.unit_price * item.quantity for item in cart.items), Decimal("0"))
     shop.rollback()
+
+
+# --- tappable options (Meta's reply buttons and lists) ------------------------------------------------------
+
+@pytest.fixture
+def replies(runtime, shop, ana):
+    def say(text):
+        out = respond(shop, runtime.redis, runtime.keys, runtime.settings, ana, text, now=NOW)
+        shop.commit()
+        return out
+
+    return say
+
+
+def _options(reply) -> list[tuple[str, str]]:
+    return [(o["id"], o["title"]) for o in reply.interactive["options"]]
+
+
+def test_search_results_carry_one_option_per_listed_product_in_the_listed_order(replies):
+    *_, last = replies("tem tenis preto?")
+    options = _options(last)
+    assert options and [oid for oid, _ in options] == [f"opt:{n}" for n in range(1, len(options) + 1)]
+    for number, (_, title) in enumerate(options, 1):
+        assert f"{number}" in last and title in last  # the text lists the same products: the Twilio fallback
+
+
+def test_a_tapped_result_number_picks_that_product(replies):
+    *_, listed = replies("tem tenis preto?")
+    first_title = _options(listed)[0][1]
+    # What channel.meta_inbound makes of a tap on "opt:1": the text the shopper would have typed.
+    assert first_title in "\n".join(replies("1"))
+
+
+def test_the_size_question_offers_the_sizes_as_options(replies):
+    replies("tenis corrida preto")
+    *_, asked = replies("quero o 1")
+    ids = [oid for oid, _ in _options(asked)]
+    assert "opt:42" in ids and all(oid.removeprefix("opt:") in asked for oid in ids)
+
+
+def test_the_greeting_offers_the_menu_unless_the_merchant_rewrote_it(replies, shop):
+    *_, greeting = replies("oi")
+    assert [title for _, title in _options(greeting)][:2] == ["Buscar produtos", "Meu carrinho"]
+    texts.save_override(shop, "menu", "Escolha: *1* Ofertas *2* Atendimento", store_name="Loja Demo")
+    shop.commit()
+    *_, again = replies("oi")
+    assert getattr(again, "interactive", None) is None

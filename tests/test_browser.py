@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from core.runtime import Runtime, set_runtime
 from crm.users import create_user
@@ -212,6 +213,54 @@ def test_faq_answer_preview_follows_the_title_and_the_answer(page, server):
     page.locator("#answer").fill("")
     expect(page.locator("#answer-preview-error")).to_have_text("informe a resposta")
     expect(page.locator("#answer-preview")).to_have_text("")
+
+
+def test_go_live_page_rotate_the_secret_once_and_send_a_test_message(page, server, settings):
+    import re
+
+    from playwright.sync_api import expect
+
+    with server.db.session() as session:  # the merchant wrote to the store a minute ago (the 24-hour window)
+        session.add(Customer(phone="+5511999990001", name="Dona", tags=[],
+                             last_inbound_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    log_in(page)
+    page.get_by_role("link", name="Configuração", exact=True).click()
+    expect(page).to_have_url(f"{server.url}/console/configuracao")
+    expect(page.locator("#url-twilio-inbound")).to_have_text(f"{settings.public_base_url}/webhooks/whatsapp")
+    expect(page.locator("#url-store-carts")).to_have_text(f"{settings.public_base_url}/webhooks/store/carts")
+    expect(page.locator("#provider")).to_contain_text("Modo de teste (outbox)")
+
+    page.locator("#confirmar").check()
+    page.get_by_role("button", name="Gerar novo segredo").click()
+    expect(page.locator("#new-secret")).to_be_visible()
+    secret = page.locator("#new-secret").inner_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", secret)
+    expect(page.get_by_text("não aparece de novo")).to_be_visible()
+    page.reload()
+    expect(page.locator("#secret-hint")).to_have_text(f"…{secret[-4:]}")
+    expect(page.locator("#new-secret")).to_have_count(0)
+    assert secret not in page.content()
+
+    phone = page.get_by_label("Seu celular (com DDD)")
+    phone.fill("123")
+    page.get_by_role("button", name="Enviar mensagem de teste").click()
+    expect(page.locator("#phone-error")).to_contain_text("número inválido")
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Seu celular (com DDD)").fill("(11) 99999-0001")
+    page.get_by_role("button", name="Enviar mensagem de teste").click()
+    result = page.locator("#test-result")
+    expect(result).to_contain_text("Mensagem de teste para +55 11 9****-0001 criada")
+    expect(result.get_by_role("link", name="simulador")).to_be_visible()
+    with server.db.session() as session:
+        assert session.scalar(select(Message).where(Message.kind == "setup_test")).status is MessageStatus.PENDING
+
+    # On a phone nothing is wider than the screen: URLs wrap, code blocks scroll inside themselves.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for section in ("#whatsapp", "#loja", "#horario"):
+        page.locator(section).scroll_into_view_if_needed()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, section
+    expect(page.locator("#url-twilio-inbound")).to_be_visible()
 
 
 # --- the harness itself --------------------------------------------------------------------------------

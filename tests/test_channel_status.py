@@ -12,13 +12,15 @@ from sqlalchemy import select
 
 from channel.ratelimit import RateLimiter
 from channel.sender import deliver, queue_message
+from channel.templates import placeholders_in
 from channel.transport import ProviderReceipt
 from channel.twilio import TwilioTransport
-from channel.status import apply_early_status, apply_status
-from models import Direction, Message, MessageStatus
+from channel.status import apply_early_status, apply_status, retry_as_template
+from models import Direction, Message, MessageStatus, TemplateStatus, WhatsAppTemplate
 from tests.channel_helpers import (  # noqa: F401 - fixtures
-    MESSAGES_URL, STATUS_PATH, inbound_messages, make_customer, new_sid, now_utc, post_inbound, post_signed,
-    post_status, twilio_created, twilio_runtime,
+    MESSAGES_URL, PHONE, STATUS_PATH, customer_by_phone, engine_stub, form_body, inbound_messages, make_customer,
+    new_sid, now_utc, outbound_messages, post_inbound, post_signed, post_status, queued_jobs, run_jobs,
+    twilio_created, twilio_runtime,
 )
 
 
@@ -325,3 +327,97 @@ def test_concurrent_style_interleaving_without_race_works(session, runtime):
     stored = _reload(session, message.id)
     assert stored.status is MessageStatus.DELIVERED
     assert session.scalar(select(Message.provider_sid).where(Message.id == message.id)) == sid
+
+
+# --- failures that mean something ---------------------------------------------------------------------
+
+def _twilio_template(session, status=TemplateStatus.APPROVED):
+    body = "Oi {{1}}! Seu carrinho está esperando."
+    template = WhatsAppTemplate(provider="twilio", external_id="HX" + "b" * 32, name="carrinho_abandonado",
+                                language="pt_BR", category="marketing", status=status, body=body,
+                                placeholders=placeholders_in(None, body, [], provider="twilio"), buttons=[])
+    session.add(template)
+    session.commit()
+    return template
+
+
+def _recovery_with_fallback(session, rt, template):
+    customer = make_customer(session)  # inside the window by our clock: free-form text, the template kept
+    message = queue_message(session, rt, customer, kind="recovery", body="Oi Ana! Esqueceu algo no carrinho?",
+                            automated=True, now=now_utc(), template=template, template_mapping={"1": "nome"},
+                            template_sources={"nome": "Ana"})
+    session.commit()
+    assert message.sent_as == "text" and message.template_id == template.id
+    return message
+
+
+def test_63016_callback_resends_a_text_with_its_fallback_template_once(session, twilio_runtime, engine_stub):
+    """Twilio accepted the free-form text, then says 63016 (outside the 24 h window) in the status callback:
+    the shopper got nothing, so the approved template goes instead, once, however often the callback comes."""
+    from app import create_app
+
+    settings = twilio_runtime.settings
+    client = create_app({"RUNTIME": twilio_runtime, "TESTING": True}).test_client()
+    template = _twilio_template(session)
+    message = _recovery_with_fallback(session, twilio_runtime, template)
+    first_sid, second_sid = new_sid(), new_sid()
+    with responses.RequestsMock() as api:
+        api.add(responses.POST, MESSAGES_URL, json=twilio_created(first_sid), status=201)
+        api.add(responses.POST, MESSAGES_URL, json=twilio_created(second_sid), status=201)
+        run_jobs(twilio_runtime)
+        assert _reload(session, message.id).provider_sid == first_sid
+        # The failure comes later than the shopper's pacing interval (it is not a second automated message).
+        twilio_runtime.redis.delete(twilio_runtime.keys("pace", message.customer_id))
+        for status in ("undelivered", "undelivered", "failed"):
+            assert _ok(post_status(client, settings, first_sid, status, error_code="63016"))
+        stored = _reload(session, message.id)
+        assert stored.status is MessageStatus.PENDING and stored.sent_as == "template"
+        assert stored.provider_sid is None and stored.error_reason.startswith("retrying as template")
+        assert stored.body == "Oi Ana! Seu carrinho está esperando."
+        assert len(queued_jobs(twilio_runtime, "channel.jobs.deliver")) == 1
+        run_jobs(twilio_runtime)
+        assert _ok(post_status(client, settings, first_sid, "undelivered", error_code="63016"))
+        run_jobs(twilio_runtime)
+        forms = [form_body(call) for call in api.calls]
+    assert len(forms) == 2
+    assert "Body" in forms[0] and "ContentSid" not in forms[0]
+    assert forms[1]["ContentSid"] == template.external_id and "Body" not in forms[1]
+    assert json.loads(forms[1]["ContentVariables"]) == {"1": "Ana"}
+    stored = _reload(session, message.id)
+    assert stored.provider_sid == second_sid and stored.status is MessageStatus.QUEUED
+    assert len(outbound_messages(session)) == 1
+
+
+def test_a_second_resend_as_template_finds_nothing_to_do(session, runtime):
+    template = _twilio_template(session)
+    message = _recovery_with_fallback(session, runtime, template)
+    sid = new_sid()
+    session.execute(Message.__table__.update().where(Message.id == message.id)
+                    .values(status=MessageStatus.SENT, provider_sid=sid))
+    session.commit()
+    assert apply_status(session, runtime, sid, "failed", "63016") == "updated"
+    assert _reload(session, message.id).sent_as == "template"
+    assert retry_as_template(session, runtime, message.id) is False
+    assert _reload(session, message.id).status is MessageStatus.PENDING
+
+
+def test_63016_on_a_message_without_fallback_template_stays_failed(client, settings, session, runtime):
+    message = _sent_message(session, status=MessageStatus.SENT)
+    assert _ok(post_status(client, settings, message.provider_sid, "undelivered", error_code="63016"))
+    stored = _reload(session, message.id)
+    assert stored.status is MessageStatus.UNDELIVERED and stored.error_code == "63016"
+    assert stored.error_reason == "outside_window: error 63016"
+    assert queued_jobs(runtime, "channel.jobs.deliver") == []
+
+
+def test_21610_in_a_callback_opts_the_shopper_out(client, settings, session):
+    message = _sent_message(session, status=MessageStatus.SENT)
+    assert _ok(post_status(client, settings, message.provider_sid, "failed", error_code="21610"))
+    assert customer_by_phone(session, PHONE).opted_out_at is not None
+
+
+def test_a_failure_that_cannot_move_a_delivered_message_means_nothing(client, settings, session):
+    message = _sent_message(session, status=MessageStatus.DELIVERED)
+    assert _ok(post_status(client, settings, message.provider_sid, "failed", error_code="21610"))
+    assert _reload(session, message.id).status is MessageStatus.DELIVERED
+    assert customer_by_phone(session, PHONE).opted_out_at is None

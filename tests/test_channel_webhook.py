@@ -187,7 +187,7 @@ def test_an_integrity_error_that_is_not_a_redelivery_is_not_swallowed(session, r
 
     monkeypatch.setattr(session, "add", broken_add)
     with pytest.raises(IntegrityError):
-        inbound.receive_inbound(session, inbound_form(body="oi"), now_utc())
+        inbound.receive_inbound(session, inbound.parse_form(inbound_form(body="oi")), now_utc())
     assert queued_jobs(runtime, "bot.jobs.process_inbound") == []
 
 
@@ -293,7 +293,7 @@ def test_redelivery_racing_the_after_commit_enqueue_queues_processing_once(clien
                                                                          engine_stub, monkeypatch):
     from rq import Queue
 
-    from channel.inbound import receive_inbound
+    from channel.inbound import parse_form, receive_inbound
 
     engine_stub.replies = ()  # e.g. a sticker: nothing to answer
     form = inbound_form(body="", NumMedia="1")
@@ -304,7 +304,7 @@ def test_redelivery_racing_the_after_commit_enqueue_queues_processing_once(clien
         if not raced:
             raced.append(True)
             with runtime.db.session() as redelivery:  # the row is committed, the job not queued yet
-                assert receive_inbound(redelivery, form, now_utc()).duplicate
+                assert receive_inbound(redelivery, parse_form(form), now_utc()).duplicate
         return real_enqueue(self, *args, **kwargs)
 
     monkeypatch.setattr(Queue, "enqueue", twilio_redelivers_first)

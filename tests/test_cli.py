@@ -28,6 +28,36 @@ def test_demo_seed_loads_the_store_and_is_idempotent(app, session):
     assert session.scalar(select(func.count()).select_from(Store)) == 3
 
 
+def test_demo_web_cart_abandoner_gets_the_approved_template_in_the_simulator(app, client, session, runtime):
+    """`demo seed` maps a demo template and leaves a shopper with a web cart who never wrote: past the delay the
+    recoverer sends her the template (outbox mode: stored for the simulator, never sent), and the simulator shows
+    it once her number is typed there."""
+    from datetime import timedelta
+
+    from channel.sender import deliver
+    from channel.ratelimit import RateLimiter
+    from models import Customer, Message
+    from models.demo import DEMO_ABANDONER
+    from recovery.config import update_settings
+    from recovery.tick import run_tick
+    from models import utcnow
+
+    assert app.test_cli_runner().invoke(args=["demo", "seed"]).exit_code == 0
+    update_settings(session, {"quiet_start": "00:00", "quiet_end": "00:00"})  # whatever the hour the suite runs
+    session.commit()
+    assert run_tick(session, runtime, utcnow() + timedelta(minutes=11)).sent == 1
+    carla = session.scalar(select(Customer).where(Customer.phone == DEMO_ABANDONER[0]))
+    [message] = session.scalars(select(Message).where(Message.customer_id == carla.id))
+    assert message.sent_as == "template" and message.content_variables["1"] == "Carla"
+    assert message.body.startswith("Oi, Carla! Você deixou 1x Tênis Corrida Preto 40 (R$")
+    assert deliver(session, runtime, None, RateLimiter(runtime.redis), message.id).outcome == "outbox"
+
+    with client.session_transaction() as cookie:
+        cookie["simulator_phones"] = [DEMO_ABANDONER[0]]
+    shown = client.get("/simulator/messages", query_string={"phone": DEMO_ABANDONER[0]}).get_json()["messages"]
+    assert [m["body"] for m in shown] == [message.body] and shown[0]["status"] == "outbox"
+
+
 def test_demo_seed_refuses_real_data(app, session):
     session.add(Store(code="REAL", name="Loja de verdade"))
     session.commit()

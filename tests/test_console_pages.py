@@ -580,3 +580,23 @@ def test_an_upload_over_the_size_limit_gets_a_clear_page(app, client, people):
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     response = upload(client, "catalogo.csv", "sku,nome,preco\n" + "TS-01,Camiseta,59.90\n" * 60000)
     assert response.status_code == 413 and "Arquivo grande demais" in text(response) and "até 1 MB" in text(response)
+
+
+def test_a_conversation_says_which_message_went_as_an_approved_template(client, session, people):
+    from tests.recovery_helpers import approved_template
+
+    template = approved_template(session)
+    carla = Customer(phone="+5511988881001", name="Carla Dias", ddd="11", tags=[], marketing_opted_out_at=utcnow())
+    session.add(carla)
+    session.flush()
+    session.add_all([
+        Message(customer_id=carla.id, direction=Direction.OUTBOUND, kind="recovery", body="Oi, Carla! Seus itens…",
+                sent_as="template", template_id=template.id, status=MessageStatus.DELIVERED, created_at=utc(20, 12)),
+        Message(customer_id=carla.id, direction=Direction.OUTBOUND, kind="bot", body="Claro, te ajudo!",
+                sent_as="text", status=MessageStatus.READ, created_at=utc(20, 13)),
+    ])
+    session.commit()
+    login(client, "dona")
+    thread = text(client.get(f"/console/conversas/{carla.id}"))
+    assert thread.count("modelo aprovado") == 1 and "modelo aprovado (carrinho_abandonado)" in thread
+    assert "+55 (11) 98888-1001" in thread and "parou as mensagens de marketing" in thread

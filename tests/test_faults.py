@@ -1,4 +1,5 @@
-"""Crash and outage survival: real worker processes, SIGKILL, provider outages, over real HTTP."""
+"""Crash and outage survival: real worker processes, SIGKILL, provider outages, over real HTTP. The tests that
+send run once per WhatsApp provider (Twilio and Meta, each through its local fake)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from core.settings import PROJECT_ROOT, Settings
 from models import Customer, Message, MessageStatus
 from recovery.tick import run_tick
 from recovery.tracker import note_interaction
-from tests.fake_twilio import FakeTwilio
+from tests.fake_meta import OUTSIDE_WINDOW, PROVIDERS, RATE_LIMITED, SERVER_ERROR, fake_provider, provider_overrides
 from tests.recovery_helpers import enable_recovery
 from tests.conftest import delete_prefixed, redis_url_of
 
@@ -31,13 +32,20 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow]
 NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
 
 
-def _env(settings: Settings, redis_client, twilio_url: str) -> dict:
+@pytest.fixture(params=PROVIDERS)
+def provider_name(request) -> str:
+    """Which WhatsApp provider the test sends through: "twilio" or "meta"."""
+    return request.param
+
+
+def _env(settings: Settings, redis_client, provider: dict[str, str]) -> dict:
+    """The environment of a worker process: this test's database, Redis and key prefix, and ``provider``'s
+    settings (provider_overrides)."""
     return {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
         "APP_ENV": "test", "DATABASE_URL": settings.database_url, "REDIS_URL": redis_url_of(redis_client),
         "REDIS_KEY_PREFIX": settings.redis_key_prefix, "INSTANCE_PATH": str(settings.instance_path),
-        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_API_URL": twilio_url,
-        "SEND_RATE_PER_SECOND": "1000",
+        **provider, "SEND_RATE_PER_SECOND": "1000",
     }
 
 
@@ -91,15 +99,15 @@ def _seed_due_shoppers(session, runtime, count: int, now: datetime) -> list[str]
 
 @pytest.mark.timeout(420)
 def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committed_db, instance_dir, redis_client,
-                                                                       database_url, redis_url):
+                                                                       database_url, redis_url, provider_name):
     from tests.conftest import make_settings
 
-    with FakeTwilio(delay=0.05) as twilio:
-        settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID="AC" + "1" * 32,
-                                 TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url, SEND_RATE_PER_SECOND="1000")
+    with fake_provider(provider_name, delay=0.05) as fake:
+        provider = provider_overrides(provider_name, fake)
+        settings = make_settings(instance_dir, database_url, redis_url, **provider, SEND_RATE_PER_SECOND="1000")
         runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
         set_runtime(runtime)
-        env = _env(settings, redis_client, twilio.url)
+        env = _env(settings, redis_client, provider)
         now = datetime.now(timezone.utc)
         try:
             with committed_db.session() as session:
@@ -111,11 +119,11 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
 
             worker = _start_worker(env)
             try:
-                _wait(lambda: len(twilio.accepted) >= 10, 60, "the first sends")
+                _wait(lambda: len(fake.accepted) >= 10, 60, "the first sends")
             finally:
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait(10)
-            in_flight_at_kill = len(twilio.accepted)
+            in_flight_at_kill = len(fake.accepted)
             assert in_flight_at_kill < 40, "the worker finished before it could be killed"
 
             # The dead worker's job is abandoned: RQ's maintenance retries it (we move the clock past its timeout).
@@ -139,7 +147,7 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
                 def state():
                     with committed_db.session() as s:
                         statuses = Counter(s.scalars(select(Message.status).where(Message.kind == "recovery")))
-                    return {"statuses": {k.value: v for k, v in statuses.items()}, "accepted": len(twilio.accepted),
+                    return {"statuses": {k.value: v for k, v in statuses.items()}, "accepted": len(fake.accepted),
                             "queues": _queue_state(runtime, redis_client)}
 
                 _wait(settled, 240, "every recovery message to be settled", state)
@@ -147,7 +155,7 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
                 os.killpg(restarted.pid, signal.SIGKILL)
                 restarted.wait(10)
 
-            received = twilio.per_recipient()
+            received = fake.per_recipient()
             assert max(received.values()) == 1, "a shopper got two messages"
             with committed_db.session() as session:
                 statuses = Counter(session.scalars(select(Message.status).where(Message.kind == "recovery")))
@@ -162,17 +170,17 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_shopper_once(committe
 
 
 def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, instance_dir, redis_client,
-                                                               database_url, redis_url):
-    """429 and 500 for a while, then recovery: retried with backoff, each message once; permanent errors
-    are recorded and not retried."""
+                                                               database_url, redis_url, provider_name):
+    """Rate limited and server errors for a while (Twilio 429 and 500, Meta 130429 and 500), then recovery:
+    retried with backoff, each message once; permanent errors are recorded and not retried."""
     from channel.ratelimit import RateLimiter
     from channel.sender import RetryableSendError, deliver
-    from channel.twilio import TwilioTransport
+    from channel.transport import make_transport
     from tests.conftest import make_settings
 
-    with FakeTwilio() as twilio:
-        settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID="AC" + "1" * 32,
-                                 TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url, SEND_RATE_PER_SECOND="1000")
+    with fake_provider(provider_name) as fake:
+        settings = make_settings(instance_dir, database_url, redis_url, **provider_overrides(provider_name, fake),
+                                 SEND_RATE_PER_SECOND="1000")
         runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
         now = datetime.now(timezone.utc)
         try:
@@ -181,9 +189,10 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
                 run_tick(session, runtime, now)
                 ids = list(session.scalars(select(Message.id).where(Message.kind == "recovery").order_by(Message.id)))
             assert len(ids) == 6
-            transport, limiter = TwilioTransport(settings), RateLimiter(redis_client)
-            twilio.fail_next(3, 429, 20429)
-            twilio.fail_next(3, 500, 20500)
+            transport, limiter = make_transport(settings), RateLimiter(redis_client)
+            assert transport.name == provider_name
+            fake.fail_next(3, *RATE_LIMITED[provider_name])
+            fake.fail_next(3, *SERVER_ERROR[provider_name])
             attempts = Counter()
             for _round in range(4):  # what RQ's Retry does, without waiting for its backoff
                 for message_id in ids:
@@ -192,8 +201,8 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
                             deliver(session, runtime, transport, limiter, message_id)
                         except RetryableSendError:
                             attempts[message_id] += 1
-            assert sum(attempts.values()) == 6 and twilio.requests == 12
-            assert max(twilio.per_recipient().values()) == 1 and len(twilio.accepted) == 6
+            assert sum(attempts.values()) == 6 and fake.requests == 12
+            assert max(fake.per_recipient().values()) == 1 and len(fake.accepted) == 6
 
             # A permanent error is recorded once and never retried.
             with committed_db.session() as session:
@@ -203,14 +212,15 @@ def test_provider_outage_is_retried_and_each_message_sent_once(committed_db, ins
                 extra = queue_message(session, runtime, customer, kind="bot", body="oi", automated=False, now=now)
                 session.commit()
                 extra_id = extra.id
-            twilio.fail_next(1, 400, 63016)
+            status, code = OUTSIDE_WINDOW[provider_name]  # a free-form reply the provider refuses: no template
+            fake.fail_next(1, status, code)
             for _ in range(2):
                 with committed_db.session() as session:
                     deliver(session, runtime, transport, limiter, extra_id)
             with committed_db.session() as session:
                 failed = session.get(Message, extra_id)
-                assert failed.status is MessageStatus.FAILED and failed.error_code == "63016"
-            assert twilio.requests == 13
+                assert failed.status is MessageStatus.FAILED and failed.error_code == str(code)
+            assert fake.requests == 13
         finally:
             delete_prefixed(redis_client, settings.redis_key_prefix)
 
@@ -240,24 +250,24 @@ def test_database_outage_during_a_tick_fails_cleanly_and_the_next_tick_completes
 
 
 def test_two_schedulers_and_three_workers_send_no_duplicate(committed_db, instance_dir, redis_client,
-                                                          database_url, redis_url):
+                                                          database_url, redis_url, provider_name):
     from tests.conftest import make_settings
 
-    with FakeTwilio() as twilio:
-        overrides = dict(TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="t" * 32, TWILIO_API_URL=twilio.url,
-                         SEND_RATE_PER_SECOND="1000", RECOVERY_TICK_SECONDS="10")
-        settings = make_settings(instance_dir, database_url, redis_url, **overrides)
+    with fake_provider(provider_name) as fake:
+        provider = provider_overrides(provider_name, fake)
+        settings = make_settings(instance_dir, database_url, redis_url, **provider, SEND_RATE_PER_SECOND="1000",
+                                 RECOVERY_TICK_SECONDS="10")
         runtime = Runtime(settings, database=committed_db, redis_client=redis_client)
-        env = {**_env(settings, redis_client, twilio.url), "RECOVERY_TICK_SECONDS": "10"}
+        env = {**_env(settings, redis_client, provider), "RECOVERY_TICK_SECONDS": "10"}
         now = datetime.now(timezone.utc)
         processes = []
         try:
             with committed_db.session() as session:
                 phones = _seed_due_shoppers(session, runtime, 30, now)
             processes = [_start_worker(env, "--scheduler") for _ in range(2)] + [_start_worker(env) for _ in range(3)]
-            _wait(lambda: len(twilio.accepted) >= 30, 90, "all 30 recovery messages")
+            _wait(lambda: len(fake.accepted) >= 30, 90, "all 30 recovery messages")
             time.sleep(12)  # at least one more tick from each scheduler: nothing new may go out
-            received = twilio.per_recipient()
+            received = fake.per_recipient()
             assert received == Counter({f"whatsapp:{p}": 1 for p in phones})
             with committed_db.session() as session:
                 kinds = Counter(session.scalars(select(Message.kind)))

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -123,6 +124,8 @@ def test_healthz_503_when_redis_is_down(instance_dir, database_url, db):
     assert body["redis"] == "down" and body["db"] == "ok"
     assert body["status"] == "degraded" and "redis" in body["degraded"]
     assert body["scheduler"]["last_tick"] is None and body["scheduler"]["ok"] is False
+    assert body["whatsapp"] == {"provider": "twilio", "mode": "outbox", "last_send": None, "last_inbound": None,
+                                "last_status": None}
 
 
 def test_healthz_503_when_database_is_down(instance_dir, redis_url, tmp_path):
@@ -148,3 +151,64 @@ def test_healthz_503_when_database_is_down(instance_dir, redis_url, tmp_path):
 def test_unknown_api_path_is_json_404(client):
     res = client.get("/api/nothing-here")
     assert res.status_code == 404 and res.is_json
+
+
+# --- the WhatsApp channel's last activity -----------------------------------------------------------------
+
+
+def test_healthz_reports_the_channel_with_nulls_before_any_activity(client, runtime):
+    body = client.get("/healthz").get_json()
+    assert body["whatsapp"] == {"provider": "twilio", "mode": "outbox", "last_send": None, "last_inbound": None,
+                                "last_status": None}
+    assert body["mode"] == "outbox"  # the key kept from before
+
+
+def test_healthz_reports_the_last_send_inbound_and_status_from_redis(client, runtime):
+    sent, inbound = NOW - timedelta(minutes=2), NOW - timedelta(minutes=5)
+    brt = timezone(timedelta(hours=-3))
+    runtime.redis.set(runtime.keys("last-send"), sent.isoformat())
+    runtime.redis.set(runtime.keys("last-inbound"), inbound.astimezone(brt).isoformat())  # any offset: told in UTC
+    runtime.redis.set(runtime.keys("last-status"), "not a time")
+    whatsapp = client.get("/healthz").get_json()["whatsapp"]
+    assert whatsapp["last_send"] == sent.isoformat() and whatsapp["last_inbound"] == inbound.isoformat()
+    assert whatsapp["last_status"] is None  # unreadable counts as missing
+    assert client.get("/healthz").get_json()["status"] == "degraded"  # no heartbeat here; the channel degrades nothing
+
+
+def test_a_real_send_moves_last_send(client, runtime, session):
+    from datetime import datetime as dt
+
+    from channel.sender import queue_message
+    from tests.channel_helpers import make_customer, run_jobs
+
+    customer = make_customer(session)
+    queue_message(session, runtime, customer, kind="bot", body="Oi", automated=False, now=dt.now(timezone.utc))
+    session.commit()
+    run_jobs(runtime)
+    last_send = client.get("/healthz").get_json()["whatsapp"]["last_send"]
+    assert last_send is not None and (dt.now(timezone.utc) - dt.fromisoformat(last_send)).total_seconds() < 60
+
+
+@pytest.mark.parametrize("env, provider, mode, legacy", [
+    ({}, "twilio", "outbox", "outbox"),
+    ({"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "x" * 32}, "twilio", "live", "twilio"),
+    ({"WHATSAPP_PROVIDER": "meta"}, "meta", "outbox", "outbox"),
+    ({"WHATSAPP_PROVIDER": "meta", "META_ACCESS_TOKEN": "token-" * 6, "META_PHONE_NUMBER_ID": "123",
+      "META_WABA_ID": "456", "META_APP_SECRET": "app-secret-" * 3, "META_VERIFY_TOKEN": "verify-" * 4}, "meta", "live", "meta"),
+])
+def test_healthz_names_the_provider_and_whether_it_sends_for_real(instance_dir, database_url, redis_url, db,
+                                                                   redis_client, env, provider, mode, legacy):
+    from app import create_app
+
+    from tests.conftest import delete_prefixed
+
+    settings = make_settings(instance_dir, database_url, redis_url, **env)
+    try:
+        app = create_app({"RUNTIME": Runtime(settings, database=db, redis_client=redis_client), "TESTING": True})
+        body = app.test_client().get("/healthz").get_json()
+        assert body["whatsapp"]["provider"] == provider and body["whatsapp"]["mode"] == mode
+        assert body["mode"] == legacy
+        for secret in settings.secret_values():
+            assert secret not in json.dumps(body)
+    finally:
+        delete_prefixed(redis_client, settings.redis_key_prefix)

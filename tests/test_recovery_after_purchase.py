@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sqlalchemy import select
 
 import bot.jobs
-from channel.inbound import receive_inbound
+from channel.inbound import parse_form, receive_inbound
 from bot.jobs import process_inbound, shopper_wrote
 from channel.ratelimit import RateLimiter
 from channel.sender import deliver
@@ -172,7 +172,7 @@ def _run(session, runtime, monkeypatch, messages, orders, cart, extra_ticks):
     for when, _, (kind, index, payload) in steps:
         if kind == "message":
             form = inbound_form(phone=PHONE, body=payload, sid=new_sid())
-            outcome = receive_inbound(session, form, when)
+            outcome = receive_inbound(session, parse_form(form), when)
             shopper_wrote(session, runtime, outcome)
             stored[index] = outcome.message_id
         elif kind == "job":

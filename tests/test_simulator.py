@@ -206,3 +206,40 @@ def test_every_simulator_route_is_404_in_production(tmp_path, db, redis_client, 
     assert client.get("/simulator").status_code == 404
     assert client.get("/simulator/messages", query_string={"phone": "+5511999990001"}).status_code == 404
     assert client.post("/simulator/sign", json={"params": inbound_params()}).status_code == 404
+    assert client.post("/simulator/claim", json={"phone": "+5511999990001"}).status_code == 404
+
+
+# --- claiming a number before it wrote -------------------------------------------------------------------
+
+
+def test_claim_shows_a_simulated_shoppers_conversation_before_they_write(sim_client, session):
+    carla = add_customer(session, "+5511988881001", "Carla Dias")
+    add_message(session, carla, direction=Direction.OUTBOUND, body="Oi, Carla! Você deixou…", kind="recovery",
+                status=MessageStatus.OUTBOX)
+    session.commit()
+    query = {"phone": "+5511988881001"}
+    assert sim_client.get("/simulator/messages", query_string=query).get_json()["messages"] == []
+    answer = sim_client.post("/simulator/claim", json={"phone": "+55 11 98888-1001"})
+    assert answer.status_code == 200 and answer.get_json() == {"phone": "+5511988881001"}
+    [shown] = sim_client.get("/simulator/messages", query_string=query).get_json()["messages"]
+    assert shown["kind"] == "recovery" and shown["body"].startswith("Oi, Carla!")
+
+
+def test_claim_refuses_a_real_customers_number(sim_client, session):
+    add_customer(session, "+5511977776666", simulated=False)
+    session.commit()
+    answer = sim_client.post("/simulator/claim", json={"phone": "+5511977776666"})
+    assert answer.status_code == 403 and answer.get_json()["field"] == "phone"
+
+
+@pytest.mark.parametrize("payload", [None, {}, {"phone": 5511}, {"phone": "x" * 500}, {"phone": "abc"}, ["+55"]])
+def test_claim_refuses_a_malformed_request(sim_client, payload):
+    answer = sim_client.post("/simulator/claim", json=payload)
+    assert answer.status_code == 400 and answer.get_json()["field"] == "phone"
+
+
+def test_the_page_points_to_the_demo_web_cart_abandoner(sim_client, session):
+    assert "98888-1001" not in sim_client.get("/simulator").get_data(as_text=True)
+    add_customer(session, "+5511988881001", "Carla Dias")
+    session.commit()
+    assert "+55 (11) 98888-1001" in sim_client.get("/simulator").get_data(as_text=True)

@@ -664,3 +664,92 @@ def test_a_cancelled_order_redeems_nothing(client, settings, session):
     post(client, settings, ORDERS, order_payload(event="order.cancelled", coupon_code=coupon.code))
     session.expire_all()
     assert session.get(Coupon, coupon.id).redeemed_at is None
+
+
+# --- the shop's secret after a rotation on the console (web.store_webhooks) --------------------------------
+
+
+def _rotate(session, settings, now=None) -> str:
+    from web.store_webhooks import rotate_store_secret
+
+    secret = rotate_store_secret(session, settings, user_id=None, now=now or utcnow())
+    session.commit()
+    return secret
+
+
+def _signed_with(client, key: str, payload: dict, path: str = CARTS):
+    raw = json.dumps(payload).encode()
+    return client.post(path, data=raw, headers={"Content-Type": "application/json",
+                                                "X-Store-Signature": hmac_sha256_hex(key, raw)})
+
+
+def test_after_a_rotation_the_new_secret_signs_events(client, settings, session):
+    new = _rotate(session, settings)
+    assert new != settings.store_webhook_secret and len(new) == 64
+    assert _signed_with(client, new, cart_payload()).status_code == 200
+    assert _signed_with(client, new, order_payload(), ORDERS).status_code == 200
+    assert the_cart(session) is not None and the_order(session) is not None
+
+
+def test_the_previous_secret_is_accepted_for_24_hours_then_refused(client, settings, session, runtime, monkeypatch):
+    from web import store_webhooks
+    from web.store_webhooks import store_secrets
+
+    old = settings.store_webhook_secret
+    rotated_at = utcnow()
+    new = _rotate(session, settings, rotated_at)
+    assert store_secrets(session, settings, rotated_at + timedelta(hours=24, seconds=-1)).accepted == [new, old]
+    assert store_secrets(session, settings, rotated_at + timedelta(hours=24)).accepted == [new]
+
+    assert _signed_with(client, old, cart_payload(id="c-1")).status_code == 200  # the shop has not switched yet
+    monkeypatch.setattr(store_webhooks, "utcnow", lambda: rotated_at + timedelta(hours=24, seconds=1))
+    refused = _signed_with(client, old, cart_payload(id="c-2"))
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid signature"
+    assert the_cart(session, "c-2") is None
+    assert _signed_with(client, new, cart_payload(id="c-3")).status_code == 200
+
+
+def test_a_forged_signature_after_a_rotation_is_401_and_stores_nothing(client, settings, session, runtime):
+    new = _rotate(session, settings)
+    for key in ("forjado", new + "x", new.upper()):
+        assert _signed_with(client, key, cart_payload()).status_code == 401, key
+    assert post(client, settings, CARTS, cart_payload(), signature=None).status_code == 401
+    assert nothing_stored(session, runtime)
+
+
+def test_a_second_rotation_keeps_only_the_secret_it_replaced(client, settings, session):
+    first = _rotate(session, settings)
+    second = _rotate(session, settings)
+    assert _signed_with(client, settings.store_webhook_secret, cart_payload(id="c-1")).status_code == 401
+    assert _signed_with(client, first, cart_payload(id="c-2")).status_code == 200
+    assert _signed_with(client, second, cart_payload(id="c-3")).status_code == 200
+
+
+def test_a_secret_sealed_under_another_secret_key_falls_back_to_the_environment(client, settings, session):
+    from dataclasses import replace
+
+    from web.store_webhooks import store_secrets
+
+    new = _rotate(session, settings)
+    changed = replace(settings, secret_key="a-new-secret-key-" + "k" * 30)
+    state = store_secrets(session, changed, utcnow())
+    assert state.unreadable and not state.rotated and state.current == settings.store_webhook_secret
+    assert new not in state.accepted
+
+
+def test_checking_a_signature_reads_the_secret_once(client, settings, session, db):
+    from sqlalchemy import event
+
+    _rotate(session, settings)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if "webhook_secrets" in statement:
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert post(client, settings, CARTS, cart_payload(), signature="0" * 64).status_code == 401
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")

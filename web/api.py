@@ -1,4 +1,5 @@
-"""The recoverer's JSON API: settings, stats, and coupon validation for the shop's checkout.
+"""The recoverer's JSON API: settings, the WhatsApp templates they map, stats, and coupon validation for the
+shop's checkout.
 
 Errors are JSON: ``{"error": "...", "fields": {"name": "mensagem"}}`` for a bad body or bad parameters,
 ``{"error": "...", "message": "..."}`` for 401/403/429.
@@ -11,11 +12,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy import select
 
 from core.inputs import MAX_COUPON_CODE, MAX_PHONE_TEXT, MONEY, InputError, parse_day
 from core.phones import InvalidPhone, normalize_phone
 from crm.access import Action
-from models import utcnow
+from models import WhatsAppTemplate, utcnow
 from recovery.config import SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.coupons import judge
 from recovery.stats import recovery_stats
@@ -97,6 +99,29 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# --- WhatsApp templates -----------------------------------------------------------------------------
+
+@bp.get("/whatsapp/templates")
+@api_allowed(Action.CONFIGURE_BRAND)
+def list_templates():
+    """The synced templates (channel.template_sync), newest review state first per name."""
+    session = db_session()
+    rows = session.scalars(select(WhatsAppTemplate).order_by(WhatsAppTemplate.name, WhatsAppTemplate.language))
+    return jsonify(provider=runtime().settings.whatsapp_provider, templates=[template_json(t) for t in rows])
+
+
+def template_json(template: WhatsAppTemplate) -> dict:
+    return {
+        "id": template.id, "provider": template.provider, "external_id": template.external_id,
+        "name": template.name, "language": template.language, "category": template.category,
+        "status": template.status.value, "rejection_reason": template.rejection_reason,
+        "header": template.header, "body": template.body, "footer": template.footer,
+        "placeholders": [{"key": p["key"], "name": p["name"], "component": p["component"]}
+                         for p in template.placeholders],
+        "buttons": template.buttons, "synced_at": template.synced_at.isoformat(),
+    }
 
 
 # --- stats ---------------------------------------------------------------------------------------------

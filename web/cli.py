@@ -14,10 +14,12 @@ from sqlalchemy import select
 
 from catalog.importing import FORMATS as CATALOG_FORMATS
 from catalog.importing import CatalogImportError, import_catalog
+from channel.template_sync import TemplateSyncError, sync_templates
 from core.inputs import InputError, parse_moment
 from crm.users import UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password
 from models import User, demo, migrate, utcnow
 from recovery.rebuild import rebuild
+from recovery.tracker import note_interaction
 from recovery.tick import run_tick
 from web.context import runtime
 
@@ -56,12 +58,18 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @demo_cli.command("seed")
 def demo_seed() -> None:
     """Load the demo store; refuses a database holding non-demo data."""
+    runtime = _rt()
     try:
-        with _rt().db.transaction() as session:
+        with runtime.db.transaction() as session:
             outcome = demo.seed(session)
     except demo.DemoRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if outcome == "seeded":
+        with runtime.db.session() as session:
+            cart = demo.web_abandoner(session)
+            if cart is not None:  # her recovery countdown starts now, as a shop's cart event would start it
+                note_interaction(session, runtime, cart.customer_id, cart.updated_at)
     click.echo(f"demo data {outcome} (users' password: {demo.DEMO_PASSWORD})")
 
 
@@ -222,6 +230,23 @@ def bot_eval(misses: int, verbose: bool, as_json: bool) -> None:
                                                                 name=name)))
 
 
+templates_cli = AppGroup("templates", help="WhatsApp message templates (Twilio Content API or Meta).")
+
+
+@templates_cli.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line with the counts instead of the sentence.")
+def templates_sync(as_json: bool) -> None:
+    """Fetch the provider's WhatsApp templates and store them (idempotent; those no longer listed become
+    'removed'). Exit 1, writing nothing, when the provider cannot be read."""
+    try:
+        with _rt().db.transaction() as session:
+            result = sync_templates(session, _rt().settings)
+    except TemplateSyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result.as_json(), sort_keys=True) if as_json else result.summary())
+
+
 def _parse_now(text: str | None) -> datetime:
     if not text:
         return utcnow()
@@ -232,5 +257,5 @@ def _parse_now(text: str | None) -> datetime:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, demo_cli, users_cli, catalog_cli, recovery_cli, bot_cli):
+    for group in (db_cli, demo_cli, users_cli, catalog_cli, recovery_cli, bot_cli, templates_cli):
         app.cli.add_command(group)

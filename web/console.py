@@ -1,5 +1,5 @@
-"""The merchant console: recoverer settings and message, coupon rules, the bot's texts and FAQ, the catalog,
-conversations and the results dashboard.
+"""The merchant console: recoverer settings and message, the WhatsApp templates sent outside the 24-hour window,
+coupon rules, the bot's texts and FAQ, the catalog, conversations and the results dashboard.
 
 Thin views: form fields are turned into the values the core validates (recovery.config, recovery.coupons,
 bot.texts, bot.faq, catalog.importing), and its per-field errors are shown next to the fields.
@@ -24,14 +24,17 @@ from bot import faq, texts
 from catalog.importing import FORMAT_LABELS as CATALOG_FORMAT_LABELS
 from catalog.importing import FORMATS as CATALOG_FORMATS
 from catalog.importing import CatalogImportError, ImportReport, import_catalog
+from channel import template_sync
+from channel.templates import PLACEHOLDER
 from core.inputs import InputError, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
 from crm.access import Action, may
 from models import (
-    Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, Variant,
+    Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, TemplateStatus, Variant,
+    WhatsAppTemplate,
 )
-from recovery import coupons
+from recovery import coupons, whatsapp_templates
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
 from recovery.messages import VARIABLES, sample_variables, validate_template
 from recovery.stats import funnel, recovery_stats
@@ -80,7 +83,11 @@ def dashboard():
     days = [(date.fromisoformat(d["date"]), Decimal(d["recovered_revenue"])) for d in stats["by_day"]]
     variants = [(f"Variante {v}", m["sent"], m["recovered_orders"], m["conversion_rate"])
                 for v, m in stats["by_variant"].items() if v == "A" or m["attempts"]]
-    reasons = sorted(((LABELS.get(r, r), n) for r, n in totals["skipped_by_reason"].items()), key=lambda x: -x[1])
+    reason_rows = sorted(((r, LABELS.get(r, r), n) for r, n in totals["skipped_by_reason"].items()),
+                         key=lambda x: -x[2])
+    reasons = [(label, n) for _, label, n in reason_rows]
+    paths = stats["paths"]
+    blocked = sorted(((r, LABELS.get(r, r), n) for r, n in paths["blocked_by_reason"].items()), key=lambda x: -x[2])
     errors = sorted(((r, LABELS.get(r, r), n) for r, n in totals["errors_by_reason"].items()), key=lambda x: -x[2])
     figures = {
         "funnel": charts.funnel_chart(steps),
@@ -90,6 +97,7 @@ def dashboard():
     }
     return render_template("pages/console/dashboard.html", first=first.isoformat(), last=last.isoformat(),
                            totals=totals, steps=steps, days=days, variants=variants, reasons=reasons, errors=errors,
+                           reason_rows=reason_rows, paths=paths, blocked=blocked, template_reasons=TEMPLATE_REASONS,
                            coupon_problems=stats["coupon_problems"],
                            coupons=stats["coupons"], figures=figures, settings=load_settings(session))
 
@@ -209,6 +217,216 @@ def recovery_preview():
         return jsonify(ok=True, preview="", error=None)  # variant B may be left empty
     text, error = _preview_recovery(source)
     return jsonify(ok=error is None, preview=text, error=error)
+
+
+# --- WhatsApp templates (outside the 24-hour window) ----------------------------------------------------------
+
+CATEGORY_PT = {"marketing": "Marketing", "utility": "Utilidade", "authentication": "Autenticação"}
+# Per variant: the settings fields of its template and mapping, and of the coupon rule that decides whether the
+# coupon variables can be filled.
+MAPPING_FIELDS = {"A": ("whatsapp_template_id", "whatsapp_template_params", "coupon_rule_id"),
+                  "B": ("variant_b_whatsapp_template_id", "variant_b_whatsapp_template_params",
+                        "variant_b_coupon_rule_id")}
+PARAM_PREFIX = "marcador_"  # form field of a placeholder: marcador_<key> (keys: "1", "header:1", "first_name")
+# Dashboard reasons fixed on the WhatsApp templates page: the row links there.
+TEMPLATE_REASONS = {"no_template_mapped": "escolher um modelo", "template_not_approved": "ver os modelos",
+                    "outside_24h_window_no_template": "escolher um modelo",
+                    "template_variables_missing": "revisar os marcadores"}
+
+
+def _marked(text: str | None) -> list[tuple[str, bool]]:
+    """The text in pieces, each placeholder ({{1}}, {{first_name}}) a piece of its own, to highlight it."""
+    text = text or ""
+    pieces, last = [], 0
+    for match in PLACEHOLDER.finditer(text):
+        if match.start() > last:
+            pieces.append((text[last:match.start()], False))
+        pieces.append((match.group(0), True))
+        last = match.end()
+    if last < len(text):
+        pieces.append((text[last:], False))
+    return pieces
+
+
+def _template_row(template: WhatsAppTemplate) -> dict:
+    category = (template.category or "").lower()
+    return {
+        "template": template, "category": CATEGORY_PT.get(category, template.category or "—"),
+        "status": whatsapp_templates.STATUS_PT.get(template.status, template.status.value),
+        "header": _marked(template.header), "body": _marked(template.body),
+        "buttons": [b.get("text") for b in template.buttons or [] if b.get("text")],
+    }
+
+
+def _template_label(template: WhatsAppTemplate) -> str:
+    status = whatsapp_templates.STATUS_PT.get(template.status, template.status.value)
+    return f"{template.name} ({template.language}) · {status}"
+
+
+def _placeholder_label(placeholder: dict) -> str:
+    where = {"header": " no título", "button": " no link do botão"}.get(placeholder.get("component"), "")
+    return "Marcador {{" + str(placeholder.get("name", placeholder["key"])) + "}}" + where
+
+
+def _has_coupon(session, settings, variant: str) -> bool:
+    rule_id = getattr(settings, MAPPING_FIELDS[variant][2])
+    rule = session.get(CouponRule, rule_id) if rule_id else None
+    return rule is not None and rule.active
+
+
+def _mapping_preview(template: WhatsAppTemplate | None, params: dict[str, str],
+                     has_coupon: bool) -> tuple[str, str | None]:
+    """(text, problem): the template filled for the sample shopper, checked as saving checks it."""
+    if template is None:
+        return "", None
+    settings = runtime().settings
+    try:
+        return whatsapp_templates.check_mapping(
+            template, params, has_coupon=has_coupon,
+            sample=sample_variables(settings.store_timezone, settings.store_name)), None
+    except whatsapp_templates.MappingInvalid as exc:
+        return "", str(exc)
+
+
+def _mapping_form(session, settings, variant: str, template_id, params: dict[str, str],
+                  errors: dict[str, str] | None = None) -> dict:
+    """What one variant's mapping form shows: the chosen template, a select per placeholder, the preview."""
+    template = session.get(WhatsAppTemplate, template_id) if isinstance(template_id, int) else None
+    has_coupon = _has_coupon(session, settings, variant)
+    preview, problem = _mapping_preview(template, params, has_coupon)
+    id_field, params_field, _ = MAPPING_FIELDS[variant]
+    errors = errors or {}
+    return {
+        "variant": variant, "template": template, "template_id": template_id, "params": params,
+        "placeholders": [(p["key"], _placeholder_label(p)) for p in (template.placeholders if template else [])],
+        "has_coupon": has_coupon, "preview": preview, "preview_error": problem,
+        "template_error": errors.get(id_field), "params_error": errors.get(params_field),
+        "other_errors": [m for k, m in errors.items() if k not in (id_field, params_field)],
+    }
+
+
+def _stored_form(session, settings, variant: str) -> dict:
+    id_field, params_field, _ = MAPPING_FIELDS[variant]
+    return _mapping_form(session, settings, variant, getattr(settings, id_field),
+                         dict(getattr(settings, params_field) or {}))
+
+
+def _posted_mapping(session) -> tuple[int | str | None, WhatsAppTemplate | None, dict[str, str]]:
+    """The posted template (an id, or the text as typed so saving reports it) and its placeholders' variables."""
+    raw = (request.form.get("modelo") or "").strip()
+    template_id: int | str | None = None
+    if raw:
+        try:
+            template_id = parse_id(raw, "modelo")
+        except InputError:
+            template_id = raw[:80]
+    template = session.get(WhatsAppTemplate, template_id) if isinstance(template_id, int) else None
+    params = {}
+    for key in template.keys if template else []:
+        value = (request.form.get(PARAM_PREFIX + key) or "").strip()
+        if value:
+            params[key] = value[:80]
+    return template_id, template, params
+
+
+def _posted_variant() -> str:
+    variant = request.form.get("variante", "")
+    if variant not in MAPPING_FIELDS:
+        abort(400)
+    return variant
+
+
+def _whatsapp_page(session, forms: dict[str, dict] | None = None, status: int = 200):
+    settings = load_settings(session)
+    forms = {v: (forms or {}).get(v) or _stored_form(session, settings, v) for v in MAPPING_FIELDS}
+    listed = session.scalars(select(WhatsAppTemplate).order_by(WhatsAppTemplate.name, WhatsAppTemplate.language,
+                                                               WhatsAppTemplate.id)).all()
+    # Removed ones last: kept only because sent messages refer to them.
+    listed = sorted(listed, key=lambda t: t.status is TemplateStatus.REMOVED)
+    mappable = [t for t in listed if t.status in whatsapp_templates.MAPPABLE]
+    choices = {}
+    for variant, form in forms.items():
+        current = form["template"]
+        options = list(mappable)
+        if current is not None and current not in options:
+            options.insert(0, current)  # the saved one, even if no longer approved: the merchant sees why
+        choices[variant] = [(t.id, _template_label(t)) for t in options]
+    last_sync = max((t.synced_at for t in listed), default=None)
+    ab_test_on = bool(settings.variant_b_percent and settings.variant_b_template)
+    return render_template("pages/console/whatsapp.html", rows=[_template_row(t) for t in listed], forms=forms,
+                           choices=choices, mappable=mappable, last_sync=last_sync, ab_test_on=ab_test_on,
+                           slots={t.id: [(p["key"], _placeholder_label(p)) for p in t.placeholders] for t in mappable},
+                           variables=whatsapp_templates.VARIABLES,
+                           coupon_variables=whatsapp_templates.COUPON_VARIABLES, param_prefix=PARAM_PREFIX,
+                           provider=runtime().settings.whatsapp_provider,
+                           variant_b_percent=settings.variant_b_percent), status
+
+
+@bp.get("/whatsapp", endpoint="whatsapp_templates")
+@allowed(Action.CONFIGURE_BRAND)
+def whatsapp_templates_page():
+    return _whatsapp_page(db_session())
+
+
+@bp.post("/whatsapp/sincronizar")
+@allowed(Action.CONFIGURE_BRAND)
+def whatsapp_sync():
+    session = db_session()
+    try:
+        result = template_sync.sync_templates(session, runtime().settings)
+    except template_sync.TemplateSyncError as exc:
+        session.rollback()
+        flash(f"Não foi possível sincronizar os modelos: {exc}", "error")
+    else:
+        session.commit()
+        flash(result.summary(), "info")
+    return redirect(url_for(".whatsapp_templates")), 303
+
+
+@bp.post("/whatsapp/modelo")
+@allowed(Action.CONFIGURE_BRAND)
+def whatsapp_mapping():
+    """Save one variant's template and mapping; "escolher" only shows the chosen template's placeholders (the
+    page without JavaScript), "remover" stops using a template for that variant."""
+    session = db_session()
+    variant = _posted_variant()
+    action = request.form.get("acao", "salvar")
+    id_field, params_field, _ = MAPPING_FIELDS[variant]
+    template_id, template, params = (None, None, {}) if action == "remover" else _posted_mapping(session)
+    settings = load_settings(session)
+    if action == "escolher":
+        return _whatsapp_page(session, {variant: _mapping_form(session, settings, variant, template_id, params)})
+    try:
+        update_settings(session, {id_field: template_id, params_field: params})
+    except SettingsInvalid as exc:
+        session.rollback()
+        settings = load_settings(session)
+        form = _mapping_form(session, settings, variant, template_id, params, exc.errors)
+        return _whatsapp_page(session, {variant: form}, status=400)
+    session.commit()
+    if template is None:
+        flash(f"Variante {variant}: nenhum modelo. Fora da janela de 24 h a recuperação desta variante não é "
+              "enviada.", "info")
+    else:
+        flash(f"Variante {variant}: o modelo {template.name} será enviado fora da janela de 24 h.", "info")
+    return redirect(url_for(".whatsapp_templates")), 303
+
+
+@bp.post("/whatsapp/previa")
+@allowed(Action.CONFIGURE_BRAND)
+def whatsapp_preview():
+    """The live preview of a mapping form: {"text"} or {"error"}, checked as saving checks it."""
+    session = db_session()
+    variant = request.form.get("variante", "A")
+    if variant not in MAPPING_FIELDS:
+        return jsonify(error="variante inválida")
+    template_id, template, params = _posted_mapping(session)
+    if template_id is None:
+        return jsonify(text="")
+    if template is None:
+        return jsonify(error="modelo não encontrado: sincronize os modelos do WhatsApp")
+    text, problem = _mapping_preview(template, params, _has_coupon(session, load_settings(session), variant))
+    return jsonify(error=problem) if problem else jsonify(text=text)
 
 
 # --- coupon rules ------------------------------------------------------------------------------------------

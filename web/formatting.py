@@ -9,6 +9,8 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 from flask import Flask
 
+from core.phones import format_phone
+
 LABELS = {
     "behavior": "Comportamento", "segment": "Segmento", "manual": "Manual", "contact": "Contato",
     "backlog": "Na fila", "assigned": "Atribuída", "in_progress": "Em conversa", "finished": "Finalizada",
@@ -25,6 +27,13 @@ LABELS = {
     "too_old": "Interação antiga demais", "outside_24h_window": "Fora da janela de 24 h do WhatsApp",
     "invalid_number": "Número inválido", "quiet_hours": "Horário de silêncio", "unknown": "Outro motivo",
     "recent_purchase": "Comprou há pouco", "opt_out_asked": "Perguntamos se quer sair (sem resposta ainda)",
+    # WhatsApp templates outside the 24 h window (recovery/eligibility.py, channel/sender.py, recovery/stats.py)
+    "no_template_mapped": "Fora da janela de 24 h, sem modelo aprovado escolhido",
+    "template_not_approved": "O modelo escolhido não está aprovado pelo WhatsApp",
+    "marketing_opted_out": "Cliente parou as mensagens de marketing da loja no WhatsApp",
+    "template_variables_missing": "Um marcador do modelo ficaria vazio para o cliente",
+    "outside_24h_window_no_template": "Fora da janela de 24 h, sem modelo para enviar",
+    "marketing_limit": "Recusada pelo limite de mensagens de marketing da Meta",
     # attempts that could not be built (recovery/send.py)
     "template_error": "A mensagem falha com os dados do cliente", "error": "Erro inesperado (ver registro)",
     # coupon problems on orders (recovery/coupons.py)
@@ -58,6 +67,10 @@ def register(app: Flask, timezone) -> None:
         if isinstance(value, str):  # an ISO instant from a JSON-shaped result
             value = datetime.fromisoformat(value)
         return format_datetime(value, "dd/MM/yyyy HH:mm", tzinfo=timezone, locale="pt_BR") if value else "—"
+
+    @app.template_filter("telefone")
+    def telefone(value: str | None) -> str:
+        return format_phone(value) if value else "—"
 
     @app.template_filter("tique")
     def tique(status) -> tuple[str, str, str]:

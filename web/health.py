@@ -3,7 +3,9 @@
 Answer::
 
     {"status": "ok" | "degraded", "degraded": ["db", "redis", "scheduler", "recovery_tick"],   # what is wrong
-     "db": "ok" | "down", "redis": "ok" | "down", "mode": "outbox" | "twilio",
+     "db": "ok" | "down", "redis": "ok" | "down", "mode": "outbox" | "twilio" | "meta",
+     "whatsapp": {"provider": "twilio" | "meta", "mode": "outbox" | "live",
+                  "last_send": iso | null, "last_inbound": iso | null, "last_status": iso | null},
      "scheduler": {"last_seen": iso | null, "last_tick": iso | null, "ok": bool,
                    "stale_after_seconds": 15, "tick_ok": bool, "tick_stale_after_seconds": ...,
                    "last_seen_age_seconds": float | null, "last_tick_age_seconds": float | null}}
@@ -33,6 +35,11 @@ and scheduler machines, which the margins absorb):
   its data (a fresh deployment runs its first tick at once; the workers must be running too).
 
 When Redis is down the heartbeat cannot be read: both are reported missing, hence degraded.
+
+``whatsapp`` tells whether the channel works end to end, and degrades nothing (a quiet night has no messages):
+``last_send`` is when the provider last accepted a message (or the outbox stored one), ``last_inbound`` when a
+shopper's message last arrived through a webhook, ``last_status`` when a delivery status callback last arrived;
+null when none since Redis last lost its data, or when Redis is down.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 
 from core import heartbeat
+from core.runtime import Runtime
 from core.schedule import POLL_SECONDS, tick_timeout
 from web.context import runtime
 
@@ -56,6 +64,34 @@ SCHEDULER_MARGIN_SECONDS = 5
 SCHEDULER_STALE_AFTER_SECONDS = STALE_AFTER_PERIODS * POLL_SECONDS + SCHEDULER_MARGIN_SECONDS
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# Redis keys (under the runtime's prefix) the channel writes, ISO instants: channel.sender's last accepted send,
+# and web.webhooks' (Twilio and Meta) last inbound message and last status callback.
+LAST_SEND_KEY = "last-send"
+LAST_INBOUND_KEY = "last-inbound"
+LAST_STATUS_KEY = "last-status"
+
+
+def channel_times(rt: Runtime) -> dict[str, str | None]:
+    """The channel's last send, inbound message and status callback, as stored (ISO text) or None. Best effort:
+    a missing, unreadable or unparsable value, or Redis down, is None."""
+    names = {"last_send": LAST_SEND_KEY, "last_inbound": LAST_INBOUND_KEY, "last_status": LAST_STATUS_KEY}
+    try:
+        values = rt.redis.mget([rt.keys(key) for key in names.values()])
+    except Exception as exc:  # noqa: BLE001 - observability only
+        log.warning("could not read the channel's last activity: %s", type(exc).__name__)
+        values = [None] * len(names)
+    out: dict[str, str | None] = {}
+    for name, raw in zip(names, values):
+        when = heartbeat.parse(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+        out[name] = None if when is None else when.isoformat()
+    return out
+
+
+def whatsapp_state(rt: Runtime, times: dict[str, str | None]) -> dict[str, object]:
+    settings = rt.settings
+    return {"provider": settings.whatsapp_provider, "mode": "outbox" if settings.outbox_mode else "live",
+            **times}
 
 
 def tick_stale_after_seconds(tick_seconds: int) -> int:
@@ -105,10 +141,12 @@ def healthz():
         body["db"] = "down"
         degraded.append("db")
     beat: dict[str, str | None] = {"last_tick": None, "last_seen": None}
+    times: dict[str, str | None] = {"last_send": None, "last_inbound": None, "last_status": None}
     try:
         rt.redis.ping()
         beat = heartbeat.read(rt.redis, rt.keys)
         body["redis"] = "ok"
+        times = channel_times(rt)
     except Exception as exc:
         log.warning("healthz: redis unreachable: %s", type(exc).__name__)
         body["redis"] = "down"
@@ -119,7 +157,8 @@ def healthz():
         degraded.append("scheduler")
     if not scheduler["tick_ok"]:
         degraded.append("recovery_tick")
-    body["mode"] = "outbox" if rt.settings.outbox_mode else "twilio"
+    body["mode"] = "outbox" if rt.settings.outbox_mode else rt.settings.whatsapp_provider
+    body["whatsapp"] = whatsapp_state(rt, times)
     body["status"] = "degraded" if degraded else "ok"
     body["degraded"] = degraded
 

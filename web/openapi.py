@@ -11,7 +11,8 @@ from flask import Blueprint, jsonify
 
 from core import inputs
 from core.inputs import MONEY_PATTERN
-from recovery import config, events
+from models import TemplateStatus
+from recovery import config, events, whatsapp_templates
 
 bp = Blueprint("openapi", __name__)
 
@@ -54,7 +55,21 @@ def _settings_properties() -> dict[str, dict]:
         "max_age_hours": _int(config.MAX_AGE_RANGE),
         "coupon_url_pattern": {**text, "description": "precisa conter {code}; pode usar {shop}",
                                "example": "{shop}/cupom/{code}"},
+        "whatsapp_template_id": {"type": "integer", "nullable": True,
+                                 "description": "modelo aprovado (GET /api/whatsapp/templates) enviado à variante A "
+                                                "fora da janela de 24 h, ou null"},
+        "whatsapp_template_params": _template_params(),
+        "variant_b_whatsapp_template_id": {"type": "integer", "nullable": True},
+        "variant_b_whatsapp_template_params": _template_params(),
     }
+
+
+def _template_params() -> dict:
+    return {"type": "object", "maxProperties": 50,
+            "additionalProperties": {"type": "string", "enum": list(whatsapp_templates.VARIABLES)},
+            "description": "o que preenche cada marcador do modelo, por chave: {\"1\": \"nome\", \"2\": \"link\"}; "
+                           "recusado se algum marcador ficar vazio para algum cliente",
+            "example": {"1": "nome", "2": "itens", "3": "link"}}
 
 
 def _metrics() -> dict:
@@ -190,10 +205,38 @@ def _schemas() -> dict[str, dict]:
             "type": "object", "additionalProperties": False, "properties": settings_props,
             "description": "Só os campos a alterar. Tudo ou nada: com um campo inválido, nada é gravado.",
         },
+        "WhatsAppTemplates": {
+            "type": "object", "required": ["provider", "templates"],
+            "properties": {
+                "provider": {"type": "string", "enum": ["twilio", "meta"]},
+                "templates": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "provider", "external_id", "name", "language", "category", "status", "body",
+                                 "placeholders", "buttons", "synced_at"],
+                    "properties": {
+                        "id": {"type": "integer"}, "provider": {"type": "string"},
+                        "external_id": {"type": "string", "description": "ContentSid (Twilio) ou id do modelo (Meta)"},
+                        "name": {"type": "string"}, "language": {"type": "string", "example": "pt_BR"},
+                        "category": {"type": "string", "nullable": True, "example": "marketing"},
+                        "status": {"type": "string", "enum": [s.value for s in TemplateStatus]},
+                        "rejection_reason": {"type": "string", "nullable": True},
+                        "header": {"type": "string", "nullable": True}, "body": {"type": "string"},
+                        "footer": {"type": "string", "nullable": True},
+                        "placeholders": {"type": "array", "items": {
+                            "type": "object", "required": ["key", "name", "component"],
+                            "properties": {"key": {"type": "string", "example": "1"}, "name": {"type": "string"},
+                                           "component": {"type": "string", "enum": ["header", "body", "button"]}}}},
+                        "buttons": {"type": "array", "items": {"type": "object"}},
+                        "synced_at": {"type": "string", "format": "date-time"},
+                    },
+                }},
+            },
+        },
         "Metrics": _metrics(),
         "RecoveryStats": {
             "type": "object",
-            "required": ["from", "to", "timezone", "totals", "by_day", "by_variant", "coupons", "coupon_problems"],
+            "required": ["from", "to", "timezone", "totals", "by_day", "by_variant", "coupons", "coupon_problems",
+                         "paths"],
             "properties": {
                 "coupon_problems": {
                     "type": "object", "required": ["count", "by_problem", "orders"],
@@ -208,6 +251,20 @@ def _schemas() -> dict[str, dict]:
                                         "enum": ["already_used", "expired", "disabled", "wrong_customer"]},
                             "total": {"type": "string", "pattern": MONEY_PATTERN},
                             "placed_at": {"type": "string", "format": "date-time"}}}},
+                    },
+                },
+                "paths": {
+                    "type": "object", "required": ["text", "template", "marketing_limit", "blocked",
+                                                   "blocked_by_reason"],
+                    "description": "como as mensagens de recuperação do período saíram: texto livre (dentro da "
+                                   "janela de 24 h) ou modelo aprovado (fora dela); recusadas pelo limite de "
+                                   "marketing da Meta (131049); bloqueadas antes de sair, por motivo",
+                    "properties": {
+                        "text": {"type": "integer", "minimum": 0}, "template": {"type": "integer", "minimum": 0},
+                        "marketing_limit": {"type": "integer", "minimum": 0},
+                        "blocked": {"type": "integer", "minimum": 0},
+                        "blocked_by_reason": {"type": "object",
+                                              "additionalProperties": {"type": "integer", "minimum": 0}},
                     },
                 },
                 "from": {"type": "string", "format": "date"},
@@ -381,7 +438,8 @@ def _store_webhook(summary: str, schema: str) -> dict:
         "tags": ["webhooks"],
         "parameters": [{
             "name": "X-Store-Signature", "in": "header", "required": True,
-            "description": "hex do HMAC-SHA256 do corpo bruto com STORE_WEBHOOK_SECRET",
+            "description": "hex do HMAC-SHA256 do corpo bruto com o segredo da loja: STORE_WEBHOOK_SECRET, ou o "
+                           "gerado em Configuração (o anterior vale por mais 24 h)",
             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
         }],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(schema)}}},
@@ -411,7 +469,7 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "Recuperador de vendas via WhatsApp",
             "version": "1.0.0",
-            "description": "Webhooks do Twilio e da loja, API JSON do recuperador. Valores em dinheiro são textos "
+            "description": "Webhooks do WhatsApp (Twilio ou Meta) e da loja, API JSON do recuperador. Valores em dinheiro são textos "
                            "decimais (\"79.90\"). Mensagens de erro em português.",
         },
         "paths": {
@@ -440,6 +498,45 @@ def build_document() -> dict[str, Any]:
                 }, ["MessageSid", "MessageStatus"]),
                 "responses": {"204": {"description": "registrado (o status só avança)"}, **twilio_errors},
             }},
+            "/webhooks/meta": {
+                "get": {
+                    "summary": "Verificação do webhook pela Meta",
+                    "tags": ["webhooks"],
+                    "security": [],
+                    "parameters": [
+                        {"name": "hub.mode", "in": "query", "required": True, "schema": {"type": "string",
+                                                                                         "enum": ["subscribe"]}},
+                        {"name": "hub.verify_token", "in": "query", "required": True, "schema": {"type": "string"},
+                         "description": "igual a META_VERIFY_TOKEN"},
+                        {"name": "hub.challenge", "in": "query", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "o hub.challenge, como corpo inteiro",
+                                          "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                  "403": {"description": "modo ou token errado"}},
+                },
+                "post": {
+                    "summary": "Mensagens, status e preferências de marketing (webhook da Meta, em lote)",
+                    "description": "Assinado com X-Hub-Signature-256 (sha256= HMAC-SHA256 hexadecimal do corpo com "
+                                   "META_APP_SECRET), senão 403. Itens malformados dentro de um lote válido são "
+                                   "ignorados e contados em `skipped`; idempotente pelo id da mensagem.",
+                    "tags": ["webhooks"],
+                    "security": [],
+                    "parameters": [{"name": "X-Hub-Signature-256", "in": "header", "required": True,
+                                    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["object", "entry"],
+                        "properties": {"object": {"type": "string", "enum": ["whatsapp_business_account"]},
+                                       "entry": {"type": "array", "items": {"type": "object"}}}}}}},
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {
+                            "status": {"type": "string"}, "messages": {"type": "integer"},
+                            "statuses": {"type": "integer"}, "preferences": {"type": "integer"},
+                            "skipped": {"type": "integer"}}}, "lote aplicado"),
+                        "400": {"description": "corpo que não é o envelope da Meta (campo em `field`)"},
+                        "403": {"description": "assinatura ausente ou errada"},
+                    },
+                },
+            },
             "/webhooks/store/carts": _store_webhook("Carrinho criado, atualizado ou abandonado", "CartEvent"),
             "/webhooks/store/orders": _store_webhook("Pedido criado, pago ou cancelado", "OrderEvent"),
             "/api/coupons/validate": {"post": {
@@ -477,6 +574,14 @@ def build_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/whatsapp/templates": {"get": {
+                "summary": "Modelos do WhatsApp sincronizados do provedor (Twilio Content API ou Meta)",
+                "description": "Papéis: admin, manager. Fora da janela de 24 h só um modelo aprovado é entregue; "
+                               "o mapeamento de cada variante fica em /api/recovery/settings.",
+                "tags": ["recuperador"],
+                "security": bearer,
+                "responses": {"200": _json(_ref("WhatsAppTemplates"), "modelos e seus marcadores"), **auth_errors},
+            }},
             "/api/recovery/stats": {"get": {
                 "summary": "Números do recuperador por período (dias do fuso da loja)",
                 "description": "Papéis: admin, manager, backoffice. Padrão: os últimos 30 dias até hoje; no "

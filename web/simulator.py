@@ -20,7 +20,8 @@ from twilio.request_validator import RequestValidator
 from models.people import upsert_customer
 from core.inputs import MAX_ID, InputError, parse_int
 from core.phones import InvalidPhone, normalize_phone
-from models import Customer, Message
+from core.phones import format_phone
+from models import Customer, Message, demo
 from web.context import db_session, runtime
 
 bp = Blueprint("simulator", __name__)
@@ -79,7 +80,15 @@ def page():
         outbox_mode=settings.outbox_mode,
         store_name=settings.store_name,
         webhook_path=WEBHOOK_PATH,
+        demo_abandoner=_demo_abandoner(),
     )
+
+
+def _demo_abandoner() -> str | None:
+    """The demo's web-cart abandoner's number, when the demo data is loaded (shown as a hint)."""
+    phone = demo.DEMO_ABANDONER[0]
+    found = db_session().scalar(select(Customer.id).where(Customer.phone == phone, Customer.simulated.is_(True)))
+    return format_phone(phone) if found else None
 
 
 @bp.post("/simulator/sign")
@@ -107,6 +116,24 @@ def sign():
         settings.public_base_url + WEBHOOK_PATH, params
     )
     return jsonify(url=WEBHOOK_PATH, signature=signature, phone=phone)
+
+
+@bp.post("/simulator/claim")
+def claim():
+    """Simulate this shopper from now on (``{"phone": "+55 11 98888-1001"}``), so their conversation shows before
+    they write: the demo's web-cart abandoner, whose first message is the recoverer's template."""
+    payload = request.get_json(silent=True)
+    raw = payload.get("phone") if isinstance(payload, dict) else None
+    if not isinstance(raw, str) or len(raw) > 40:
+        return _field_error("phone", 'envie JSON no formato {"phone": "+55 11 99999-0001"}')
+    try:
+        phone = normalize_phone(raw)
+    except InvalidPhone as exc:
+        return _field_error("phone", f"telefone inválido ({exc}); use o formato +55 11 99999-0001")
+    if not _claim_phone(phone):
+        return jsonify(error="forbidden", field="phone",
+                       message="este número é de um cliente de verdade; use outro número no simulador"), 403
+    return jsonify(phone=phone)
 
 
 @bp.get("/simulator/messages")

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from bot import carts, engine
 from bot.handoff import active_handoff
 from bot.understanding.model import DATA_DIR, IntentModel, load_training
-from channel.inbound import receive_inbound
+from channel.inbound import parse_form, receive_inbound
 from core import embedded_redis
 from core.runtime import Runtime
 from core.settings import Settings
@@ -206,7 +206,7 @@ def _run_script(runtime, script: dict, phone: str) -> ScriptResult:
             at = now + timedelta(seconds=30 * index)
             form = {"MessageSid": f"SM{abs(hash((phone, index))) % 16 ** 32:032x}", "From": f"whatsapp:{phone}",
                     "Body": said, "NumMedia": "0"}
-            outcome = receive_inbound(session, form, at)
+            outcome = receive_inbound(session, parse_form(form), at)
             customer = session.get(Customer, outcome.customer_id)
             kinds: list[str] = []
             replies = engine.respond(session, runtime.redis, runtime.keys, runtime.settings, customer, said,

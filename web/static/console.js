@@ -61,3 +61,41 @@
     others.forEach(function (field) { field.addEventListener("input", later); });
   });
 })();
+
+// WhatsApp template mapping (console/whatsapp): choosing a template shows its placeholders at once, from the
+// <template data-slots-for> elements the page carries (without JavaScript, the "Mostrar os marcadores" button
+// asks the server); any change asks the server for the preview, checked as saving checks it.
+(function () {
+  "use strict";
+
+  document.querySelectorAll("form[data-mapping-preview-url]").forEach(function (form) {
+    var select = form.querySelector("[data-mapping-template]");
+    var fields = form.querySelector("[data-mapping-fields]");
+    var output = form.querySelector("[data-mapping-output]");
+    var problem = form.querySelector("[data-mapping-problem]");
+    var sequence = 0;
+    if (!select || !fields || !output || !problem) { return; }
+    form.querySelectorAll("[data-without-js]").forEach(function (element) { element.hidden = true; });
+
+    function refresh() {
+      var mine = ++sequence;
+      fetch(form.getAttribute("data-mapping-preview-url"),
+            { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (result) {
+          if (mine !== sequence) { return; }  // an older answer arriving late
+          output.textContent = result.error ? "" : (result.text || output.getAttribute("data-empty") || "");
+          problem.textContent = result.error || "";
+        })
+        .catch(function () { problem.textContent = "Não foi possível atualizar a prévia agora."; });
+    }
+
+    select.addEventListener("change", function () {
+      var slots = form.querySelector('template[data-slots-for="' + select.value + '"]');
+      fields.replaceChildren();
+      if (slots) { fields.appendChild(slots.content.cloneNode(true)); }
+      refresh();
+    });
+    fields.addEventListener("change", refresh);
+  });
+})();

@@ -386,7 +386,22 @@
     }
     state.phone = phone;
     headerSub.textContent = "conversando como " + phone + (nameInput.value.trim() ? " (" + nameInput.value.trim() + ")" : "");
-    pollNow();
+    // Claim the number first, so a shopper the store wrote to before they wrote (the demo's web-cart
+    // abandoner) shows their conversation straight away.
+    var generation = state.generation;
+    postJson(config.claimUrl, { phone: phone }).then(function (response) {
+      if (generation !== state.generation) {
+        return;
+      }
+      if (!response.ok) {
+        return readError(response).then(function (body) {
+          show(phoneError, body.message || "Não foi possível usar este número.");
+        });
+      }
+      pollNow();
+    }, function () {
+      pollNow();
+    });
   }
 
   identityForm.addEventListener("submit", function (event) {
