@@ -19,7 +19,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from channel import templates
+from channel import activity, templates
 from channel.consent import question_open
 from channel.ratelimit import RateLimiter
 from channel.transport import MARKETING_OPTED_OUT, OPTED_OUT, OUTSIDE_WINDOW, Outbound, \
@@ -224,7 +224,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     if transport is None:
         _set(session, message.id, status=MessageStatus.OUTBOX, error_reason=None, sent_at=now)
         session.commit()
-        _note_send(runtime, now)
+        activity.note(runtime, activity.SEND, now)
         return DeliveryResult("outbox")
 
     try:
@@ -251,7 +251,7 @@ def deliver(session: Session, runtime: Runtime, transport: Transport | None, lim
     if receipt.wa_id and customer.wa_id != receipt.wa_id and transport.name == "meta":
         customer.wa_id = receipt.wa_id[:20]
     session.commit()
-    _note_send(runtime, now)
+    activity.note(runtime, activity.SEND, now)
     from channel.status import apply_early_status
 
     apply_early_status(session, runtime, receipt.sid)
@@ -272,18 +272,6 @@ def _switch_to_template(message: Message) -> None:
     message.interactive = None
     if message.template is not None:
         message.body = templates.render(message.template, message.content_variables or {})
-
-
-LAST_SEND_KEY = "last-send"
-
-
-def _note_send(runtime: Runtime, now: datetime) -> None:
-    """The time of the last message the provider accepted (or the outbox stored), for /healthz and the go-live
-    page. Best effort: a Redis blip must not fail a send that happened."""
-    try:
-        runtime.redis.set(runtime.keys(LAST_SEND_KEY), now.isoformat())
-    except Exception:  # noqa: BLE001 - observability only
-        log.warning("could not record the last send time")
 
 
 def _bought_since(session: Session, customer_id: int, queued_at: datetime) -> bool:

@@ -25,6 +25,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from channel import activity
 from channel.sender import queue_message
 from channel.window import in_service_window
 from core.phones import InvalidPhone, format_phone, mask_phone, normalize_phone
@@ -35,7 +36,6 @@ from models import Customer, Message, MessageStatus, StoreEvent, User, WebhookSe
 from recovery.config import load_settings
 from web.auth import allowed
 from web.context import db_session, runtime
-from web.health import channel_times
 from web.store_webhooks import SIGNATURE_HEADER, STORE_SECRET, rotate_store_secret, store_secrets
 
 bp = Blueprint("golive", __name__, url_prefix="/console/configuracao")
@@ -177,7 +177,7 @@ def _context(now: datetime, *, errors: dict[str, str] | None = None, form=None, 
     session = db_session()
     tz = settings.store_timezone
     base = settings.public_base_url
-    times = channel_times(rt)
+    times = activity.last_times(rt)
     last_event = session.scalars(select(StoreEvent).order_by(StoreEvent.received_at.desc(), StoreEvent.id.desc())
                                  .limit(1)).first()
     event = sample_cart_event(settings.shop_base_url, now, tz)

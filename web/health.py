@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 
+from channel import activity
 from core import heartbeat
 from core.runtime import Runtime
 from core.schedule import POLL_SECONDS, tick_timeout
@@ -64,29 +65,6 @@ SCHEDULER_MARGIN_SECONDS = 5
 SCHEDULER_STALE_AFTER_SECONDS = STALE_AFTER_PERIODS * POLL_SECONDS + SCHEDULER_MARGIN_SECONDS
 
 _TRUE = {"1", "true", "yes", "on"}
-
-# Redis keys (under the runtime's prefix) the channel writes, ISO instants: channel.sender's last accepted send,
-# and web.webhooks' (Twilio and Meta) last inbound message and last status callback.
-LAST_SEND_KEY = "last-send"
-LAST_INBOUND_KEY = "last-inbound"
-LAST_STATUS_KEY = "last-status"
-
-
-def channel_times(rt: Runtime) -> dict[str, str | None]:
-    """The channel's last send, inbound message and status callback, as stored (ISO text) or None. Best effort:
-    a missing, unreadable or unparsable value, or Redis down, is None."""
-    names = {"last_send": LAST_SEND_KEY, "last_inbound": LAST_INBOUND_KEY, "last_status": LAST_STATUS_KEY}
-    try:
-        values = rt.redis.mget([rt.keys(key) for key in names.values()])
-    except Exception as exc:  # noqa: BLE001 - observability only
-        log.warning("could not read the channel's last activity: %s", type(exc).__name__)
-        values = [None] * len(names)
-    out: dict[str, str | None] = {}
-    for name, raw in zip(names, values):
-        when = heartbeat.parse(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
-        out[name] = None if when is None else when.isoformat()
-    return out
-
 
 def whatsapp_state(rt: Runtime, times: dict[str, str | None]) -> dict[str, object]:
     settings = rt.settings
@@ -146,7 +124,7 @@ def healthz():
         rt.redis.ping()
         beat = heartbeat.read(rt.redis, rt.keys)
         body["redis"] = "ok"
-        times = channel_times(rt)
+        times = activity.last_times(rt)
     except Exception as exc:
         log.warning("healthz: redis unreachable: %s", type(exc).__name__)
         body["redis"] = "down"

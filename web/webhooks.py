@@ -8,17 +8,16 @@ import hmac
 import json
 import logging
 import re
-from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.jobs import shopper_wrote
+from channel import activity
 from channel.inbound import MESSAGE_SID, InboundError, parse_form, receive_inbound
 from channel.meta_inbound import apply_marketing_preference, parse_webhook
 from channel.status import UNTRACKED_STATUSES, UnknownStatus, apply_status
-from core.runtime import Runtime
 from core.security import hmac_sha256_hex
 from models import utcnow
 from web.context import db_session, runtime
@@ -47,19 +46,6 @@ def _empty_twiml() -> Response:
     return Response(str(MessagingResponse()), mimetype="text/xml")
 
 
-# For the go-live page: when the last inbound message and the last status callback arrived, either provider.
-LAST_INBOUND_KEY = "last-inbound"
-LAST_STATUS_KEY = "last-status"
-
-
-def _note(rt: Runtime, key: str, now: datetime) -> None:
-    """Best effort: a Redis blip must not fail a webhook whose work is done (the provider would retry it)."""
-    try:
-        rt.redis.set(rt.keys(key), now.isoformat())
-    except Exception:  # noqa: BLE001 - observability only
-        log.warning("could not record the %s time", key)
-
-
 @bp.post("/whatsapp")
 @twilio_signed
 def whatsapp_inbound():
@@ -71,7 +57,7 @@ def whatsapp_inbound():
     now = utcnow()
     outcome = receive_inbound(session, parsed, now)
     shopper_wrote(session, runtime(), outcome)
-    _note(runtime(), LAST_INBOUND_KEY, now)
+    activity.note(runtime(), activity.INBOUND, now)
     return _empty_twiml()
 
 
@@ -88,13 +74,13 @@ def whatsapp_status():
         return jsonify(error="invalid field", field="ErrorCode", message="expected a number"), 400
     raw_status = (request.form.get("MessageStatus") or "").strip().lower()
     if raw_status in UNTRACKED_STATUSES:
-        _note(runtime(), LAST_STATUS_KEY, utcnow())
+        activity.note(runtime(), activity.STATUS, utcnow())
         return "", 204
     try:
         apply_status(db_session(), runtime(), sid, raw_status, error_code or None)
     except UnknownStatus:
         return jsonify(error="invalid field", field="MessageStatus", message="unknown status"), 400
-    _note(runtime(), LAST_STATUS_KEY, utcnow())
+    activity.note(runtime(), activity.STATUS, utcnow())
     return "", 204
 
 
@@ -162,13 +148,13 @@ def meta_events():
         now = utcnow()
         outcome = receive_inbound(session, parsed, now)
         shopper_wrote(session, rt, outcome)
-        _note(rt, LAST_INBOUND_KEY, now)
+        activity.note(rt, activity.INBOUND, now)
     for status in batch.statuses:
         try:
             apply_status(session, rt, status.sid, status.status, status.error_code)
         except UnknownStatus:  # not reached: the parser keeps only tracked statuses
             continue
-        _note(rt, LAST_STATUS_KEY, utcnow())
+        activity.note(rt, activity.STATUS, utcnow())
     for preference in batch.preferences:
         apply_marketing_preference(session, preference, utcnow())
     return jsonify(status="ok", messages=len(batch.messages), statuses=len(batch.statuses),
