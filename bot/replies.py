@@ -8,7 +8,7 @@ channel.meta_inbound turns into the text the shopper would have typed (``2``).
 
 from __future__ import annotations
 
-OPTION_PREFIX = "opt:"
+from channel.transport import OPTION_PREFIX
 
 
 class Reply(str):

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channel.inbound import MAX_BODY, MAX_NAME, InboundError, InboundForm
+from channel.transport import OPTION_PREFIX
 from core.phones import InvalidPhone, mask_phone, normalize_phone
 from models import Customer
 from models.people import upsert_customer
@@ -37,7 +38,6 @@ OBJECT = "whatsapp_business_account"
 WAMID = re.compile(r"^wamid\.[A-Za-z0-9+/=_-]{8,120}$")
 WA_ID = re.compile(r"^[0-9]{8,20}$")  # digits only, as Meta writes them (Customer.wa_id holds 20)
 ERROR_CODE = re.compile(r"^[0-9]{1,8}$")
-OPTION_PREFIX = "opt:"  # our own reply buttons and list rows (bot.replies.OPTION_PREFIX): what follows is the text
 
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 # Meta's statuses for our messages that this project tracks; others (deleted, warning, ...) are acknowledged

@@ -22,6 +22,11 @@ OPTED_OUT = "opted_out"  # the shopper blocked the number / replied STOP
 UNDELIVERABLE = "undeliverable"  # not a WhatsApp user, or the message cannot reach them: permanent
 
 
+# The id of a tappable option (Outbound.interactive) is this prefix and the text the shopper would have typed; a
+# tap comes back as that text (channel.meta_inbound).
+OPTION_PREFIX = "opt:"
+
+
 class ProviderError(Exception):
     def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool,
                  maybe_sent: bool = False, meaning: str | None = None):

@@ -22,7 +22,7 @@ VALIDITY_RANGE = (1, 720)
 FREQUENCY_RANGE = (1, 365)
 PAUSE_RANGE = (0, 365)
 ATTRIBUTION_RANGE = (1, 90)
-MAX_AGE_RANGE = (1, 23)  # beyond 23 h the shopper's 24 h WhatsApp window may have closed
+MAX_AGE_RANGE = (1, 23)  # a reminder a day after the cart no longer reads as one (templates reach past 24 h)
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 PLACEHOLDER_KEY = re.compile(r"[A-Za-z0-9_:]{1,80}")  # "1", "first_name", Meta's "header:1", "button:0:1"
 
