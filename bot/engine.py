@@ -33,7 +33,7 @@ from bot.understanding import Reading, read, without_greeting
 from bot.understanding.entities import Entities, ItemRef, extract, resolve
 from bot.understanding.model import CUSTOM_PREFIX, SHIPPED_FAQ
 from catalog.index import COLOUR_WORDS, size_keys, stem
-from catalog.links import builder_for, restore_link
+from catalog.links import restore_link, shop_links
 from catalog.search import categories, parse_query, search, similarity
 from channel.consent import read_consent
 from core.redis import Keys
@@ -756,7 +756,7 @@ class _Conversation:
         cart = self.any_cart()
         if cart is None:
             return self.say("cart_empty")
-        builder = builder_for(self.settings.shop_base_url)
+        builder = shop_links(self.settings)
         coupon = self.followup.coupon.code if self.followup is not None and self.followup.coupon else None
         if cart.source == "bot":
             cart.checkout_url = builder.cart_link(cart)
@@ -772,7 +772,7 @@ class _Conversation:
         cart = self.any_cart()
         if cart is not None and not set(normalize(text).split()) & _COUPON_QUESTION:
             return self.checkout()  # "quero usar o cupom": the link with it applied
-        link = restore_link(builder_for(self.settings.shop_base_url), cart, coupon.code) if cart else None
+        link = restore_link(shop_links(self.settings), cart, coupon.code) if cart else None
         expires = coupon.expires_at.astimezone(self.settings.store_timezone)
         return self.say("coupon_info", cupom=coupon.code, desconto=followup.coupon_text,
                         validade=expires.strftime("%d/%m às %Hh%M").replace("h00", "h"), link=link)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,11 @@ class Settings:
     send_rate_per_second: int
     automated_pacing_seconds: float
     trusted_proxies: int  # reverse proxies in front of the web app whose X-Forwarded-* headers are believed
+    # Which shop platform sends events and how checkout links are built (generic: our own signed contract).
+    shop_platform: str = "generic"
+    shopify_shop_domain: str | None = None  # e.g. loja.myshopify.com
+    # The app secret Shopify signs webhooks with; None: every Shopify webhook is refused.
+    shopify_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def outbox_mode(self) -> bool:
@@ -88,7 +94,7 @@ class Settings:
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret,
-                  self.meta_access_token, self.meta_app_secret, self.meta_verify_token]
+                  self.meta_access_token, self.meta_app_secret, self.meta_verify_token, self.shopify_webhook_secret]
         return [v for v in values if v]
 
     @classmethod
@@ -153,6 +159,13 @@ class Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"STORE_TIMEZONE: unknown time zone {tz_name!r}") from None
 
+        shop_platform = _choice(env, "SHOP_PLATFORM", "generic", set(SHOP_PLATFORMS))
+        shopify_domain = _shop_domain(env, "SHOPIFY_SHOP_DOMAIN")
+        if shop_platform == "shopify" and production:
+            for name in ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"):
+                if not env.get(name):
+                    raise SettingsError(f"{name}: required when APP_ENV=production and SHOP_PLATFORM=shopify")
+
         return cls(
             app_env=app_env,
             instance_path=instance,
@@ -182,7 +195,26 @@ class Settings:
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 80, minimum=1, maximum=10_000),
             automated_pacing_seconds=_float(env, "AUTOMATED_PACING_SECONDS", 6.0, minimum=0.0, maximum=3600.0),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0, maximum=5),
+            shop_platform=shop_platform,
+            shopify_shop_domain=shopify_domain,
+            shopify_webhook_secret=env.get("SHOPIFY_WEBHOOK_SECRET") or None,
         )
+
+
+SHOP_PLATFORMS = ("generic", "shopify", "nuvemshop", "woocommerce")
+_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _shop_domain(env: Mapping[str, str], name: str) -> str | None:
+    """A bare host name (``loja.myshopify.com``): no scheme, path, port or credentials."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    value = raw.lower().rstrip(".")
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise SettingsError(f"{name}: expected the shop's host name, e.g. loja.myshopify.com, got {raw!r}")
+    return value
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from catalog.links import builder_for, restore_link
+from catalog.links import restore_link, shop_links
 from channel.sender import queue_message
 from core.phones import mask_phone
 from core.runtime import Runtime
@@ -156,7 +156,7 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
         name=customer.name, store_name=runtime.settings.store_name,
         items=[(item.name, item.quantity, item.unit_price) for item in cart.items] if cart else [],
         total=cart.total if cart else None,
-        checkout_url=(restore_link(builder_for(shop), cart, coupon.code if coupon else None) if cart and cart.items
+        checkout_url=(restore_link(shop_links(runtime.settings), cart, coupon.code if coupon else None) if cart and cart.items
                       else f"{shop}/checkout"),
         coupon_code=coupon.code if coupon else None,
         coupon_description=coupons.describe(rule) if coupon else None,

@@ -70,7 +70,7 @@ def test_every_console_page_declares_its_roles_and_sends_strangers_to_login(app,
 
 # Routes that are not pages for a signed-in person: they authenticate otherwise (bearer tokens, signatures),
 # are public by design (login, probes, static files) or exist only in development (simulator, 404 in production).
-NOT_SESSION_PAGES = {"api", "crm_api", "webhooks", "store_webhooks", "health", "openapi", "simulator"}
+NOT_SESSION_PAGES = {"api", "crm_api", "webhooks", "store_webhooks", "shop_webhooks", "health", "openapi", "simulator"}
 PUBLIC_ENDPOINTS = {"static", "index", "auth.login", "auth.logout"}
 
 

@@ -1,4 +1,4 @@
-"""The packages import one way: web → bot → {recovery, crm} → {catalog, channel} → {models, core}.
+"""The packages import one way: web → {bot, shops} → {recovery, crm} → {catalog, channel} → {models, core}.
 
 A lower package importing a higher one (``channel`` importing ``bot``, ``recovery`` importing ``crm``…) fails here,
 with the file and the import, whether the import is at the top of the module or inside a function.
@@ -18,13 +18,13 @@ LAYERS = [
     {"core", "models"},
     {"channel", "catalog"},
     {"recovery", "crm"},
-    {"bot"},
+    {"bot", "shops"},
     {"web"},
 ]
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 # Packages of one layer that may not import each other: the recoverer and the CRM know nothing of each other, nor
 # the transport and the catalog.
-PEERS_APART = {frozenset({"recovery", "crm"}), frozenset({"channel", "catalog"})}
+PEERS_APART = {frozenset({"recovery", "crm"}), frozenset({"channel", "catalog"}), frozenset({"bot", "shops"})}
 # The bottom layer is one toolbox: core's runtime builds the models' Database, models use core's phones and hashing.
 SHARED_BOTTOM = {"core", "models"}
 

@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
     def _refuse_nul_characters():
         # No person types a NUL, and PostgreSQL cannot store one: refuse it in any query or form value at the door
         # (400 naming the field) rather than in each view. Webhooks check their signature first, then their form.
-        if request.blueprint in ("webhooks", "store_webhooks"):
+        if request.blueprint in ("webhooks", "store_webhooks", "shop_webhooks"):
             return
         for source in (request.args, request.form):
             for key, value in source.items(multi=True):
@@ -90,12 +90,14 @@ def init_app(app: Flask) -> None:
     from web.health import bp as health_bp
     from web.openapi import bp as openapi_bp
     from web.simulator import bp as simulator_bp
+    from web.shop_webhooks import bp as shop_webhooks_bp
     from web.store_webhooks import bp as store_webhooks_bp
     from web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(store_webhooks_bp)
+    app.register_blueprint(shop_webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(crm_api_bp)
     app.register_blueprint(openapi_bp)
@@ -109,8 +111,8 @@ def init_app(app: Flask) -> None:
     from web.seller import bp as seller_bp
 
     # Bearer-token API, signed webhooks, probes and the development simulator carry no browser session.
-    init_auth(app, exempt_blueprints=[api_bp, crm_api_bp, webhooks_bp, store_webhooks_bp, health_bp, openapi_bp,
-                                      simulator_bp])
+    init_auth(app, exempt_blueprints=[api_bp, crm_api_bp, webhooks_bp, store_webhooks_bp, shop_webhooks_bp, health_bp,
+                                      openapi_bp, simulator_bp])
     app.register_blueprint(seller_bp)
     app.register_blueprint(manager_bp)
     app.register_blueprint(console_bp)

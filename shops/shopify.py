@@ -1,0 +1,172 @@
+"""Shopify: webhook signatures and the mapping of its checkouts and orders onto our shop events.
+
+Shopify signs each webhook with ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256 of the raw body with the app's
+secret. It sends no "cart abandoned" event: a checkout (``checkouts/create``, ``checkouts/update``) with a phone
+and no ``completed_at`` is an open cart, and the recoverer's own delay, counted from the checkout's ``updated_at``,
+decides when it is abandoned. A completed checkout is not a cart: its order event closes the shopper's carts.
+
+The mappers build a payload of our generic contract and let ``recovery.events`` validate it, so money, times and
+lengths are checked once, the same way for every shop; field errors are reported under Shopify's own names
+(``line_items[0].price``, ``total_price``…).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from core.phones import InvalidPhone, normalize_phone
+from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
+
+CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
+ORDER_TOPICS = {"orders/create": "order.created", "orders/paid": "order.paid", "orders/cancelled": "order.cancelled"}
+TOPICS = (*CHECKOUT_TOPICS, *ORDER_TOPICS)
+
+# Where a checkout or order carries a phone, in the order we trust them: the one typed at checkout first.
+_PHONE_PLACES = (("phone",), ("billing_address", "phone"), ("shipping_address", "phone"), ("customer", "phone"))
+
+# Our contract's field -> Shopify's, for error messages the merchant's developer can look up.
+_FIELD_NAMES = {"id": "id", "total": "total_price", "currency": "currency", "checkout_url": "abandoned_checkout_url",
+                "updated_at": "updated_at", "created_at": "created_at", "coupon_code": "discount_codes[0].code",
+                "customer": "phone", "customer.phone": "phone", "customer.name": "customer.first_name",
+                "items": "line_items"}
+_ITEM_FIELDS = {"sku": "sku", "name": "title", "quantity": "quantity", "unit_price": "price"}
+
+
+def verify(raw: bytes, header: str | None, secret: str | None) -> bool:
+    """True when ``header`` is the base64 HMAC-SHA256 of ``raw`` with ``secret``; constant-time. No secret
+    configured, or no header: False."""
+    if not secret or not header or not header.isascii():
+        return False
+    expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, header.strip().encode("ascii"))
+
+
+def phone_of(payload: dict) -> str | None:
+    """The first phone among the checkout/order's, billing, shipping and customer's that is a valid number,
+    in E.164 (Brazil by default: ``(11) 99999-0001`` becomes ``+5511999990001``); None when there is none."""
+    for path in _PHONE_PLACES:
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value.strip():
+            try:
+                return normalize_phone(value)
+            except InvalidPhone:
+                continue
+    return None
+
+
+def _name_of(payload: dict) -> str | None:
+    for place in ("customer", "billing_address", "shipping_address"):
+        part = payload.get(place)
+        if not isinstance(part, dict):
+            continue
+        name = " ".join(str(part.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
+        if name:
+            return name
+    return None
+
+
+def _items(line_items: Any) -> Any:
+    """Shopify line items as our items; anything that is not a list is passed on for validation to refuse."""
+    if not isinstance(line_items, list):
+        return line_items
+    items = []
+    for line in line_items:
+        if not isinstance(line, dict):
+            items.append(line)
+            continue
+        sku = line.get("sku")
+        if not isinstance(sku, str) or not sku.strip():
+            # Shopify's sku may be empty or null; the variant id still names the line.
+            sku = str(line["variant_id"]) if line.get("variant_id") is not None else None
+        title, variant = line.get("title"), line.get("variant_title")
+        name = f"{title} - {variant}" if isinstance(title, str) and isinstance(variant, str) and variant.strip() \
+            else title
+        items.append({"sku": sku, "name": name, "quantity": line.get("quantity"), "unit_price": line.get("price")})
+    return items
+
+
+def _external_id(value: Any) -> Any:
+    # Shopify ids are JSON integers; ours are text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _shopify_fields(fields: dict[str, str]) -> dict[str, str]:
+    renamed = {}
+    for path, message in fields.items():
+        if path.startswith("items["):
+            index, _, rest = path[len("items["):].partition("]")
+            field = _ITEM_FIELDS.get(rest.lstrip("."), rest.lstrip("."))
+            renamed[f"line_items[{index}]" + (f".{field}" if field else "")] = message
+        else:
+            renamed[_FIELD_NAMES.get(path, path)] = message
+    return renamed
+
+
+def _body(payload: Any) -> dict:
+    if not isinstance(payload, dict):
+        raise EventInvalid({"body": "o corpo deve ser um objeto JSON"})
+    return payload
+
+
+def checkout_to_cart_event(payload: Any) -> CartEvent | None:
+    """The cart in a ``checkouts/create`` or ``checkouts/update`` payload; None when it is not a cart we can
+    recover (completed, or no usable phone). EventInvalid, with Shopify's field names, for a malformed one."""
+    body = _body(payload)
+    if body.get("completed_at"):
+        return None  # bought: the order event closes the shopper's carts
+    phone = phone_of(body)
+    if phone is None:
+        return None
+    contract = {
+        "event": "cart.updated",
+        "id": _external_id(body.get("id")),
+        "customer": {"phone": phone, "name": _name_of(body)},
+        "items": _items(body.get("line_items")),
+        "total": body.get("total_price"),
+        "currency": body.get("currency"),
+        "checkout_url": body.get("abandoned_checkout_url"),
+        "updated_at": body.get("updated_at") or body.get("created_at"),
+    }
+    try:
+        return validate_cart_event(contract)
+    except EventInvalid as exc:
+        raise EventInvalid(_shopify_fields(exc.fields)) from None
+
+
+def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
+    """The order in an ``orders/create``, ``orders/paid`` or ``orders/cancelled`` payload; None for another topic or
+    an order without a usable phone (it cannot be tied to a shopper). An order created already paid
+    (``financial_status`` paid) counts as paid. The first discount code is the coupon."""
+    event = ORDER_TOPICS.get(topic)
+    if event is None:
+        return None
+    body = _body(payload)
+    phone = phone_of(body)
+    if phone is None:
+        return None
+    if event == "order.created" and body.get("financial_status") == "paid":
+        event = "order.paid"
+    codes = body.get("discount_codes")
+    coupon = None
+    if isinstance(codes, list) and codes and isinstance(codes[0], dict):
+        coupon = codes[0].get("code")
+    contract = {
+        "event": event,
+        "id": _external_id(body.get("id")),
+        "customer": {"phone": phone, "name": _name_of(body)},
+        "items": _items(body.get("line_items")),
+        "total": body.get("total_price"),
+        "currency": body.get("currency"),
+        "coupon_code": coupon,
+        "seller_code": None,
+        "created_at": body.get("created_at"),
+    }
+    try:
+        return validate_order_event(contract)
+    except EventInvalid as exc:
+        raise EventInvalid(_shopify_fields(exc.fields)) from None
