@@ -17,9 +17,9 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 from core.queues import queues_for
-from core.runtime import Runtime, set_runtime
+from core.runtime import Runtime
 from models import Customer, Direction, Message
 
 INBOUND_PATH = "/webhooks/whatsapp"
@@ -191,11 +191,8 @@ def twilio_runtime(instance_dir, database_url, redis_url, db, redis_client):
     """A runtime with Twilio credentials (not outbox mode) whose API lives at https://twilio.test."""
     settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID=TWILIO_SID,
                              TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_API_URL=TWILIO_API)
-    rt = Runtime(settings, database=db, redis_client=redis_client)
-    set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    delete_prefixed(redis_client, settings.redis_key_prefix)
+    with installed_runtime(settings, db, redis_client) as rt:
+        yield rt
 
 
 @pytest.fixture

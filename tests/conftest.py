@@ -8,6 +8,7 @@ processes use ``committed_db``, which empties the tables afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -132,13 +133,23 @@ def session(db):
         yield s
 
 
-@pytest.fixture
-def runtime(settings, db, redis_client):
+@contextlib.contextmanager
+def installed_runtime(settings: Settings, db, redis_client):
+    """A Runtime over the test's database and Redis, installed as the process runtime (jobs, views use it);
+    uninstalled and its Redis keys deleted afterwards."""
     rt = Runtime(settings, database=db, redis_client=redis_client)
     set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    delete_prefixed(redis_client, settings.redis_key_prefix)
+    try:
+        yield rt
+    finally:
+        set_runtime(None)
+        delete_prefixed(redis_client, settings.redis_key_prefix)
+
+
+@pytest.fixture
+def runtime(settings, db, redis_client):
+    with installed_runtime(settings, db, redis_client) as rt:
+        yield rt
 
 
 @pytest.fixture

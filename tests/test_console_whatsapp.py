@@ -10,7 +10,6 @@ import pytest
 import responses
 
 from channel import template_sync
-from core.runtime import Runtime, set_runtime
 from models import MessageStatus, TemplateStatus, WhatsAppTemplate
 from recovery.config import load_settings
 from recovery.stats import recovery_stats
@@ -18,7 +17,7 @@ from recovery.tick import run_tick
 from recovery.tracker import note_interaction
 from tests import test_browser as browser_tests
 from tests import test_console_pages as pages
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 from tests.recovery_helpers import (
     AFTERNOON, RECOVERY_TEMPLATE_PARAMS, approved_template, enable_recovery, map_template, minutes,
     recovery_messages, shopper, with_cart,
@@ -186,11 +185,8 @@ def twilio_client(instance_dir, database_url, redis_url, db, redis_client):
 
     settings = make_settings(instance_dir, database_url, redis_url, TWILIO_ACCOUNT_SID=TWILIO_SID,
                              TWILIO_AUTH_TOKEN="k" * 32, TWILIO_CONTENT_API_URL=CONTENT_API)
-    rt = Runtime(settings, database=db, redis_client=redis_client)
-    set_runtime(rt)
-    yield create_app({"RUNTIME": rt, "TESTING": True, "WTF_CSRF_ENABLED": False}).test_client()
-    set_runtime(None)
-    delete_prefixed(redis_client, settings.redis_key_prefix)
+    with installed_runtime(settings, db, redis_client) as rt:
+        yield create_app({"RUNTIME": rt, "TESTING": True, "WTF_CSRF_ENABLED": False}).test_client()
 
 
 def twilio_content(sid: str, name: str, body: str, status: str, *, reason: str = "") -> dict:

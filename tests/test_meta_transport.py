@@ -13,10 +13,9 @@ from channel.meta import MetaTransport, content_of, interactive_payload, templat
 from channel.ratelimit import RateLimiter
 from channel.sender import RetryableSendError, deliver, queue_message
 from channel.transport import Outbound, OutboundTemplate, ProviderError
-from core.runtime import Runtime, set_runtime
 from models import Customer, Message, MessageStatus
 from tests.channel_helpers import make_customer, now_utc, queued_jobs, run_jobs, scheduled_jobs
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 from tests.fake_meta import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeMeta
 from tests.recovery_helpers import approved_template
 
@@ -35,11 +34,8 @@ def meta():
 def meta_runtime(meta, instance_dir, database_url, redis_url, db, redis_client):
     settings = make_settings(instance_dir, database_url, redis_url, **meta.settings_env(),
                              SEND_RATE_PER_SECOND="1000")
-    rt = Runtime(settings, database=db, redis_client=redis_client)
-    set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    delete_prefixed(redis_client, settings.redis_key_prefix)
+    with installed_runtime(settings, db, redis_client) as rt:
+        yield rt
 
 
 def send(session, rt, message_id, *, transport=None, **kwargs):

@@ -21,14 +21,13 @@ from channel.ratelimit import RateLimiter
 from channel.sender import deliver, queue_message
 from channel.templates import placeholders_in
 from channel.transport import make_transport
-from core.runtime import Runtime, set_runtime
 from core.security import hmac_sha256_hex
 from models import Customer, Direction, Message, MessageStatus, TemplateStatus, WhatsAppTemplate
 from tests.channel_helpers import (  # noqa: F401 - engine_stub is a fixture
     count, customer_by_phone, engine_stub, inbound_messages, make_customer, now_utc, outbound_messages,
     queued_jobs, run_jobs,
 )
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 
 PATH = "/webhooks/meta"
 WABA_ID = "102290129340398"
@@ -169,11 +168,8 @@ def meta_runtime(instance_dir, database_url, redis_url, db, redis_client):
                              META_ACCESS_TOKEN="EAAG" + "x" * 40, META_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
                              META_WABA_ID=WABA_ID, META_APP_SECRET="s" * 32, META_VERIFY_TOKEN="v" * 24,
                              META_GRAPH_URL=GRAPH, AUTOMATED_PACING_SECONDS="0")
-    rt = Runtime(settings, database=db, redis_client=redis_client)
-    set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    delete_prefixed(redis_client, settings.redis_key_prefix)
+    with installed_runtime(settings, db, redis_client) as rt:
+        yield rt
 
 
 @pytest.fixture

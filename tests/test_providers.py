@@ -15,12 +15,12 @@ from channel.ratelimit import RateLimiter
 from channel.sender import deliver
 from channel.status import apply_status
 from channel.transport import make_transport
-from core.runtime import Runtime, set_runtime
+from core.runtime import Runtime
 from models import Coupon, Customer, Message, MessageStatus, Order, OrderStatus, utcnow
 from recovery.tick import run_tick
 from recovery.tracker import note_interaction
 from tests.channel_helpers import run_jobs
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 from tests.fake_meta import OUTSIDE_WINDOW, PROVIDERS, fake_provider, provider_overrides
 from tests.recovery_helpers import approved_template, enable_recovery, map_template, recovery_messages, shopper, \
     with_cart
@@ -60,13 +60,8 @@ def provider(request, instance_dir, database_url, redis_url, db, redis_client):
         settings = make_settings(instance_dir, database_url, redis_url, **provider_overrides(request.param, fake),
                                  SEND_RATE_PER_SECOND="1000")
         assert settings.whatsapp_provider == request.param and not settings.outbox_mode
-        runtime = Runtime(settings, database=db, redis_client=redis_client)
-        set_runtime(runtime)
-        try:
+        with installed_runtime(settings, db, redis_client) as runtime:
             yield Provider(request.param, fake, runtime)
-        finally:
-            set_runtime(None)
-            delete_prefixed(redis_client, settings.redis_key_prefix)
 
 
 def _due_shopper(session, provider: Provider, *, wrote: bool, template: bool = True) -> tuple[Customer, object]:

@@ -18,10 +18,9 @@ from sqlalchemy import select
 
 from channel import jobs as channel_jobs
 from channel.template_sync import MAX_PAGES, TemplateSyncError, missing_credentials, sync_templates
-from core.runtime import Runtime, set_runtime
 from core.schedule import periodic_jobs
 from models import TemplateStatus, WhatsAppTemplate
-from tests.conftest import delete_prefixed, make_settings
+from tests.conftest import installed_runtime, make_settings
 
 TWILIO_SID = "AC" + "1" * 32
 TWILIO_TOKEN = "t0k3n" + "x" * 27
@@ -562,11 +561,8 @@ def test_outbox_mode_has_nothing_to_sync(session, settings, api):
 
 @pytest.fixture
 def twilio_rt(twilio_settings, db, redis_client):
-    rt = Runtime(twilio_settings, database=db, redis_client=redis_client)
-    set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    delete_prefixed(redis_client, twilio_settings.redis_key_prefix)
+    with installed_runtime(twilio_settings, db, redis_client) as rt:
+        yield rt
 
 
 @pytest.fixture
