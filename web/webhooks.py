@@ -18,7 +18,7 @@ from channel import activity
 from channel.inbound import MESSAGE_SID, InboundError, parse_form, receive_inbound
 from channel.meta_inbound import apply_marketing_preference, parse_webhook
 from channel.status import UNTRACKED_STATUSES, UnknownStatus, apply_status
-from core.security import hmac_sha256_hex
+from core.security import hmac_sha256_hex, signatures_match
 from models import utcnow
 from web.context import db_session, runtime
 
@@ -117,8 +117,7 @@ def _meta_signature_ok(raw: bytes) -> bool:
     given = request.headers.get(META_SIGNATURE_HEADER, "")
     if not given.isascii() or not given.startswith("sha256="):
         return False
-    expected = hmac_sha256_hex(runtime().settings.meta_app_secret, raw)
-    return hmac.compare_digest(expected, given.removeprefix("sha256=").strip().lower())
+    return signatures_match(hmac_sha256_hex(runtime().settings.meta_app_secret, raw), given.removeprefix("sha256="))
 
 
 @bp.post("/meta")
@@ -145,15 +144,13 @@ def meta_events():
         return jsonify(error="invalid body", field=exc.field, message=exc.message), 400
     session = db_session()
     for parsed in batch.messages:
-        now = utcnow()
-        outcome = receive_inbound(session, parsed, now)
+        outcome = receive_inbound(session, parsed, utcnow())
         shopper_wrote(session, rt, outcome)
-        activity.note(rt, activity.INBOUND, now)
-    for status in batch.statuses:
-        try:
-            apply_status(session, rt, status.sid, status.status, status.error_code)
-        except UnknownStatus:  # not reached: the parser keeps only tracked statuses
-            continue
+    if batch.messages:
+        activity.note(rt, activity.INBOUND, utcnow())
+    for status in batch.statuses:  # the parser keeps only statuses apply_status tracks
+        apply_status(session, rt, status.sid, status.status, status.error_code)
+    if batch.statuses:
         activity.note(rt, activity.STATUS, utcnow())
     for preference in batch.preferences:
         apply_marketing_preference(session, preference, utcnow())
