@@ -67,6 +67,14 @@ class Settings:
     shopify_shop_domain: str | None = None  # e.g. loja.myshopify.com
     # The app secret Shopify signs webhooks with; None: every Shopify webhook is refused.
     shopify_webhook_secret: str | None = field(default=None, repr=False)
+    # Nuvemshop: the store the app is installed on, its API token, and the app secret that signs webhooks.
+    nuvemshop_store_id: str | None = None
+    nuvemshop_access_token: str | None = field(default=None, repr=False)
+    nuvemshop_app_secret: str | None = field(default=None, repr=False)
+    nuvemshop_api_url: str = "https://api.nuvemshop.com.br/v1"
+    # WooCommerce: the shop's address (links) and the secret typed when its webhooks were created.
+    woocommerce_store_url: str | None = None
+    woocommerce_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def outbox_mode(self) -> bool:
@@ -94,7 +102,8 @@ class Settings:
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret,
-                  self.meta_access_token, self.meta_app_secret, self.meta_verify_token, self.shopify_webhook_secret]
+                  self.meta_access_token, self.meta_app_secret, self.meta_verify_token, self.shopify_webhook_secret,
+                  self.nuvemshop_access_token, self.nuvemshop_app_secret, self.woocommerce_webhook_secret]
         return [v for v in values if v]
 
     @classmethod
@@ -161,10 +170,15 @@ class Settings:
 
         shop_platform = _choice(env, "SHOP_PLATFORM", "generic", set(SHOP_PLATFORMS))
         shopify_domain = _shop_domain(env, "SHOPIFY_SHOP_DOMAIN")
-        if shop_platform == "shopify" and production:
-            for name in ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"):
+        if production:
+            for name in _PLATFORM_REQUIRES.get(shop_platform, ()):
                 if not env.get(name):
-                    raise SettingsError(f"{name}: required when APP_ENV=production and SHOP_PLATFORM=shopify")
+                    raise SettingsError(f"{name}: required when APP_ENV=production and SHOP_PLATFORM={shop_platform}")
+        nuvemshop_store = (env.get("NUVEMSHOP_STORE_ID") or "").strip() or None
+        if nuvemshop_store is not None and not (nuvemshop_store.isascii() and nuvemshop_store.isdigit()
+                                                and len(nuvemshop_store) <= 20):
+            raise SettingsError(f"NUVEMSHOP_STORE_ID: expected the store's numeric id, got {nuvemshop_store!r}")
+        woo_url = _http_url(env, "WOOCOMMERCE_STORE_URL", "") if env.get("WOOCOMMERCE_STORE_URL") else None
 
         return cls(
             app_env=app_env,
@@ -198,10 +212,22 @@ class Settings:
             shop_platform=shop_platform,
             shopify_shop_domain=shopify_domain,
             shopify_webhook_secret=env.get("SHOPIFY_WEBHOOK_SECRET") or None,
+            nuvemshop_store_id=nuvemshop_store,
+            nuvemshop_access_token=env.get("NUVEMSHOP_ACCESS_TOKEN") or None,
+            nuvemshop_app_secret=env.get("NUVEMSHOP_APP_SECRET") or None,
+            nuvemshop_api_url=_http_url(env, "NUVEMSHOP_API_URL", "https://api.nuvemshop.com.br/v1"),
+            woocommerce_store_url=woo_url,
+            woocommerce_webhook_secret=env.get("WOOCOMMERCE_WEBHOOK_SECRET") or None,
         )
 
 
 SHOP_PLATFORMS = ("generic", "shopify", "nuvemshop", "woocommerce")
+# What each platform cannot work without in production (the generic contract's secret is checked above).
+_PLATFORM_REQUIRES = {
+    "shopify": ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"),
+    "nuvemshop": ("NUVEMSHOP_STORE_ID", "NUVEMSHOP_ACCESS_TOKEN", "NUVEMSHOP_APP_SECRET"),
+    "woocommerce": ("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_WEBHOOK_SECRET"),
+}
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 

@@ -12,13 +12,13 @@ lengths are checked once, the same way for every shop; field errors are reported
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from typing import Any
+from typing import Any, Mapping
 
-from core.phones import InvalidPhone, normalize_phone
+from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
+from shops.base import (
+    Received, external_id, first_phone, header_id, hmac_sha256_matches, parse_json, platform_fields,
+)
 
 CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
 ORDER_TOPICS = {"orders/create": "order.created", "orders/paid": "order.paid", "orders/cancelled": "order.cancelled"}
@@ -35,28 +35,21 @@ _FIELD_NAMES = {"id": "id", "total": "total_price", "currency": "currency", "che
 _ITEM_FIELDS = {"sku": "sku", "name": "title", "quantity": "quantity", "unit_price": "price"}
 
 
+SIGNATURE = "X-Shopify-Hmac-Sha256"
+TOPIC = "X-Shopify-Topic"
+WEBHOOK_ID = "X-Shopify-Webhook-Id"
+SHOP_DOMAIN = "X-Shopify-Shop-Domain"
+
+
 def verify(raw: bytes, header: str | None, secret: str | None) -> bool:
     """True when ``header`` is the base64 HMAC-SHA256 of ``raw`` with ``secret``; constant-time. No secret
     configured, or no header: False."""
-    if not secret or not header or not header.isascii():
-        return False
-    expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, header.strip().encode("ascii"))
+    return hmac_sha256_matches(raw, header, secret, encoding="base64")
 
 
 def phone_of(payload: dict) -> str | None:
-    """The first phone among the checkout/order's, billing, shipping and customer's that is a valid number,
-    in E.164 (Brazil by default: ``(11) 99999-0001`` becomes ``+5511999990001``); None when there is none."""
-    for path in _PHONE_PLACES:
-        value: Any = payload
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str) and value.strip():
-            try:
-                return normalize_phone(value)
-            except InvalidPhone:
-                continue
-    return None
+    """The first valid phone among the checkout/order's, billing, shipping and customer's, in E.164."""
+    return first_phone(payload, _PHONE_PLACES)
 
 
 def _name_of(payload: dict) -> str | None:
@@ -90,21 +83,8 @@ def _items(line_items: Any) -> Any:
     return items
 
 
-def _external_id(value: Any) -> Any:
-    # Shopify ids are JSON integers; ours are text.
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 def _shopify_fields(fields: dict[str, str]) -> dict[str, str]:
-    renamed = {}
-    for path, message in fields.items():
-        if path.startswith("items["):
-            index, _, rest = path[len("items["):].partition("]")
-            field = _ITEM_FIELDS.get(rest.lstrip("."), rest.lstrip("."))
-            renamed[f"line_items[{index}]" + (f".{field}" if field else "")] = message
-        else:
-            renamed[_FIELD_NAMES.get(path, path)] = message
-    return renamed
+    return platform_fields(fields, _FIELD_NAMES, "line_items", _ITEM_FIELDS)
 
 
 def _body(payload: Any) -> dict:
@@ -124,7 +104,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
         return None
     contract = {
         "event": "cart.updated",
-        "id": _external_id(body.get("id")),
+        "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
         "items": _items(body.get("line_items")),
         "total": body.get("total_price"),
@@ -157,7 +137,7 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
         coupon = codes[0].get("code")
     contract = {
         "event": event,
-        "id": _external_id(body.get("id")),
+        "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
         "items": _items(body.get("line_items")),
         "total": body.get("total_price"),
@@ -170,3 +150,32 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
         return validate_order_event(contract)
     except EventInvalid as exc:
         raise EventInvalid(_shopify_fields(exc.fields)) from None
+
+
+class ShopifyConnector:
+    name = "shopify"
+    signature_header = SIGNATURE
+
+    def verify(self, raw: bytes, headers: Mapping[str, str], settings: Settings) -> bool:
+        return verify(raw, headers.get(SIGNATURE), settings.shopify_webhook_secret)
+
+    def receive(self, raw: bytes, headers: Mapping[str, str], settings: Settings) -> Received:
+        topic = (headers.get(TOPIC) or "").strip()[:60]
+        delivery_id = header_id(headers, WEBHOOK_ID)
+        payload = parse_json(raw)
+        if topic not in TOPICS:
+            return Received(kind=topic or "?", why="topic not used")
+        shop = (headers.get(SHOP_DOMAIN) or "").strip().lower()
+        if settings.shopify_shop_domain and shop and shop != settings.shopify_shop_domain:
+            # Signed with our app's secret, but for another shop that installed the app: not this store's.
+            return Received(kind=topic, delivery_id=delivery_id, why=f"another shop ({shop[:60]})")
+        if topic in CHECKOUT_TOPICS:
+            event = checkout_to_cart_event(payload)
+            why = "no usable phone, or a completed checkout"
+        else:
+            event = order_to_order_event(payload, topic)
+            why = "no usable phone"
+        return Received(kind=topic, delivery_id=delivery_id, event=event, why="" if event else why)
+
+
+CONNECTOR = ShopifyConnector()
