@@ -75,6 +75,11 @@ class Settings:
     # WooCommerce: the shop's address (links) and the secret typed when its webhooks were created.
     woocommerce_store_url: str | None = None
     woocommerce_webhook_secret: str | None = field(default=None, repr=False)
+    # Optional API keys that let the recoverer create its coupon codes in Shopify / WooCommerce (Nuvemshop's
+    # access token already can): without them the platform's checkout would refuse the codes.
+    shopify_admin_token: str | None = field(default=None, repr=False)
+    woocommerce_consumer_key: str | None = field(default=None, repr=False)
+    woocommerce_consumer_secret: str | None = field(default=None, repr=False)
 
     @property
     def outbox_mode(self) -> bool:
@@ -103,7 +108,8 @@ class Settings:
         """Values that must never appear in a log line."""
         values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret,
                   self.meta_access_token, self.meta_app_secret, self.meta_verify_token, self.shopify_webhook_secret,
-                  self.nuvemshop_access_token, self.nuvemshop_app_secret, self.woocommerce_webhook_secret]
+                  self.nuvemshop_access_token, self.nuvemshop_app_secret, self.woocommerce_webhook_secret,
+                  self.shopify_admin_token, self.woocommerce_consumer_key, self.woocommerce_consumer_secret]
         return [v for v in values if v]
 
     @classmethod
@@ -218,6 +224,9 @@ class Settings:
             nuvemshop_api_url=_http_url(env, "NUVEMSHOP_API_URL", "https://api.nuvemshop.com.br/v1"),
             woocommerce_store_url=woo_url,
             woocommerce_webhook_secret=env.get("WOOCOMMERCE_WEBHOOK_SECRET") or None,
+            shopify_admin_token=env.get("SHOPIFY_ADMIN_TOKEN") or None,
+            woocommerce_consumer_key=env.get("WOOCOMMERCE_CONSUMER_KEY") or None,
+            woocommerce_consumer_secret=env.get("WOOCOMMERCE_CONSUMER_SECRET") or None,
         )
 
 

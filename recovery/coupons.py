@@ -21,8 +21,10 @@ PREFIX = "VOLTA-"
 CENT = Decimal("0.01")
 
 
-def new_code() -> str:
-    return PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+def new_code(prefix: str = PREFIX) -> str:
+    """``prefix`` + 10 unambiguous characters; a platform whose codes are letters and digits only (Nuvemshop)
+    gets a prefix without the hyphen."""
+    return prefix + "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def describe(rule: CouponRule) -> str:
@@ -40,12 +42,12 @@ def describe(rule: CouponRule) -> str:
 
 
 def issue(session: Session, *, rule: CouponRule, customer_id: int, attempt_id: int, now: datetime,
-          validity_hours: int) -> Coupon:
+          validity_hours: int, prefix: str = PREFIX) -> Coupon:
     """One coupon per attempt (unique attempt_id): a retried send reuses the first code."""
     existing = session.scalar(select(Coupon).where(Coupon.attempt_id == attempt_id))
     if existing is not None:
         return existing
-    coupon = Coupon(code=new_code(), rule_id=rule.id, customer_id=customer_id, attempt_id=attempt_id,
+    coupon = Coupon(code=new_code(prefix), rule_id=rule.id, customer_id=customer_id, attempt_id=attempt_id,
                     issued_at=now, expires_at=now + timedelta(hours=validity_hours))
     session.add(coupon)
     session.flush()

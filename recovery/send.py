@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from catalog import discounts
 from catalog.links import restore_link, shop_links
 from channel.sender import queue_message
 from core.phones import mask_phone
@@ -43,6 +44,13 @@ class Outcome:
 # Why an attempt could not be built (AttemptStatus.FAILED, reason in skip_reason).
 TEMPLATE_ERROR = "template_error"  # the merchant's message does not render for this shopper's data
 UNEXPECTED_ERROR = "error"  # anything else about this one shopper (logged with the traceback)
+
+# The shop platform could not create the coupon code now: this shopper is retried a little later (the others go on).
+COUPON_PLATFORM_UNAVAILABLE = "coupon_platform_unavailable"
+COUPON_PLATFORM_RETRY = timedelta(minutes=10)
+# The platform refused the code for good (credentials, permissions): the message would carry a code its
+# checkout refuses, so it is not sent; the dashboard says why.
+COUPON_PLATFORM_REFUSED = "coupon_platform_refused"
 
 # Failures of the infrastructure, not of one shopper: the whole batch is retried later (RQ), nothing is marked.
 TRANSIENT_ERRORS = (OperationalError, DisconnectionError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
@@ -98,8 +106,42 @@ def _lock_customer(session: Session, customer_id: int) -> Customer | None:
     return session.scalar(query)
 
 
-def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: datetime) -> Outcome:
-    """Commits. Safe to call any number of times for the same attempt."""
+def _defer(session: Session, runtime: Runtime, attempt_id: int, reason: str, until: datetime) -> Outcome:
+    attempt = session.get(RecoveryAttempt, attempt_id)
+    if attempt is None or attempt.status is not AttemptStatus.CLAIMED:
+        session.rollback()
+        return Outcome("noop")
+    attempt.status = AttemptStatus.DEFERRED
+    attempt.skip_reason = reason
+    attempt.due_at = until
+    customer_id, interaction_at = attempt.customer_id, attempt.interaction_at
+    session.commit()
+    tracker_of(runtime).note(customer_id, interaction_at, until)
+    return Outcome("deferred", reason)
+
+
+def _publish_coupon(session: Session, runtime: Runtime, publisher: discounts.DiscountPublisher, attempt_id: int,
+                    code: str, rule: CouponRule, expires_at: datetime, now: datetime) -> Outcome | None:
+    """Create the attempt's code on the shop's platform, outside any transaction (the platform's API may take
+    seconds; the shopper's row lock, and on SQLite the database's write lock, must not wait on it). None when the
+    code exists there now; otherwise the attempt's outcome. The code is already committed with the attempt, so a
+    retry publishes the same code again, which the platforms answer as already there."""
+    session.commit()
+    try:
+        publisher.publish(code, rule, expires_at, title=f"{runtime.settings.store_name}: recuperação de carrinho")
+    except discounts.DiscountUnavailable as exc:
+        log.warning("recovery attempt %s: %s could not create the coupon now (%s); retried later", attempt_id,
+                    publisher.platform, exc)
+        return _defer(session, runtime, attempt_id, COUPON_PLATFORM_UNAVAILABLE, now + COUPON_PLATFORM_RETRY)
+    except discounts.DiscountRefused as exc:
+        return _mark_failed(session, attempt_id, COUPON_PLATFORM_REFUSED, str(exc))
+    return None
+
+
+def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: datetime, *,
+                    coupon_published: str | None = None) -> Outcome:
+    """Commits. Safe to call any number of times for the same attempt. ``coupon_published``: the code the
+    platform has just accepted for this attempt (the second pass, after ``_publish_coupon``)."""
     attempt = session.get(RecoveryAttempt, attempt_id)
     if attempt is None:
         return Outcome("noop")
@@ -143,9 +185,22 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
     rule_id = settings.variant_b_coupon_rule_id if variant == "B" else settings.coupon_rule_id
     rule = session.get(CouponRule, rule_id) if rule_id else None
     coupon = None
+    publisher = discounts.publisher_for(runtime.settings)
+    if rule is not None and rule.active and discounts.needs_credentials(runtime.settings):
+        # The platform's checkout would refuse a code it does not know, and we cannot create it there: the
+        # message goes without a coupon (the console asks the merchant for the missing API key).
+        rule = None
     if rule is not None and rule.active:
         coupon = coupons.issue(session, rule=rule, customer_id=customer.id, attempt_id=attempt.id, now=now,
-                               validity_hours=settings.coupon_validity_hours)
+                               validity_hours=settings.coupon_validity_hours,
+                               prefix=publisher.code_prefix if publisher else coupons.PREFIX)
+        if publisher is not None and coupon_published != coupon.code:
+            outcome = _publish_coupon(session, runtime, publisher, attempt_id, coupon.code, rule, coupon.expires_at,
+                                      now)
+            if outcome is not None:
+                return outcome
+            # Judged again from the start: the shopper may have bought or opted out while the platform answered.
+            return process_attempt(session, runtime, attempt_id, now, coupon_published=coupon.code)
 
     cart = session.scalar(
         select(Cart).where(Cart.customer_id == customer.id, Cart.status.in_([CartStatus.OPEN, CartStatus.ABANDONED]))

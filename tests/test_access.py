@@ -50,7 +50,8 @@ NOT_WALKED = {"index", "static", "auth.login", "auth.logout", "health.healthz", 
               "api.validate_coupon", "simulator.page", "simulator.messages", "simulator.sign",
               "simulator.claim", "webhooks.meta_handshake", "webhooks.meta_events",
               "webhooks.whatsapp_inbound", "webhooks.whatsapp_status", "store_webhooks.store_carts",
-              "store_webhooks.store_orders", "shop_webhooks.shopify_webhook"}
+              "store_webhooks.store_orders", "shop_webhooks.shopify_webhook", "shop_webhooks.nuvemshop_webhook",
+              "shop_webhooks.woocommerce_webhook"}
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import responses
 from sqlalchemy import func, select
 
 from catalog.links import GenericLinks, ShopifyLinks, builder_for
@@ -33,6 +34,8 @@ SECRET = "shpss_" + "a1" * 16
 DOMAIN = "loja-teste.myshopify.com"
 PHONE = "+5511999990001"
 CHECKOUT_TOTAL = Decimal("159.80")
+ADMIN_TOKEN = "shpat_" + "b2" * 16
+GRAPHQL_URL = f"https://{DOMAIN}/admin/api/2025-01/graphql.json"
 RECOVER_URL = "https://loja-teste.myshopify.com/548380009/checkouts/123123123/recover?key=example-secret-token"
 
 # checkouts/create, as Shopify's reference shows it (trimmed). Note the reference's quirk, kept on purpose:
@@ -133,7 +136,7 @@ ORDER = {
 @pytest.fixture
 def settings(instance_dir, database_url, redis_url):
     return make_settings(instance_dir, database_url, redis_url, SHOP_PLATFORM="shopify", SHOPIFY_SHOP_DOMAIN=DOMAIN,
-                         SHOPIFY_WEBHOOK_SECRET=SECRET)
+                         SHOPIFY_WEBHOOK_SECRET=SECRET, SHOPIFY_ADMIN_TOKEN=ADMIN_TOKEN)
 
 
 def checkout(*, at=None, **changes) -> dict:
@@ -421,9 +424,13 @@ def test_a_cart_permalink_uses_the_variants_shopify_ids(session):
 
 # --- end to end ------------------------------------------------------------------------------------------
 
+@responses.activate
 def test_a_shopify_checkout_is_recovered_and_the_paid_order_credited(client, session, runtime):
     enable_recovery(session, delay_minutes=10, quiet_start="00:00", quiet_end="00:00")
     map_template(session, approved_template(session))
+    created = {"data": {"discountCodeBasicCreate": {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/1"},
+                                                    "userErrors": []}}}
+    responses.post(GRAPHQL_URL, json=created)
     now = utcnow()
     assert post(client, "checkouts/create", checkout(at=now - timedelta(minutes=1))).get_json() == {"status": "applied"}
     shopper = session.scalar(select(Customer).where(Customer.phone == PHONE))
@@ -433,6 +440,11 @@ def test_a_shopify_checkout_is_recovered_and_the_paid_order_credited(client, ses
     [message] = recovery_messages(session)
     coupon = session.scalar(select(Coupon).where(Coupon.customer_id == shopper.id))
     assert coupon is not None
+    # The code exists in Shopify before the message carries it: its checkout accepts it.
+    [call] = responses.calls
+    assert call.request.headers["X-Shopify-Access-Token"] == ADMIN_TOKEN
+    sent = json.loads(call.request.body)["variables"]["basicCodeDiscount"]
+    assert sent["code"] == coupon.code and sent["usageLimit"] == 1
     link = f"https://{DOMAIN}/discount/{coupon.code}?redirect=%2F548380009%2Fcheckouts%2F123123123%2Frecover%3Fkey%3D"
     assert link in json.dumps(message.content_variables) or link in message.body
 

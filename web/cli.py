@@ -16,11 +16,13 @@ from catalog.importing import FORMATS as CATALOG_FORMATS
 from catalog.importing import CatalogImportError, import_catalog
 from channel.template_sync import TemplateSyncError, sync_templates
 from core.inputs import InputError, parse_moment
+from core.phones import mask_phone
 from crm.users import UserError, create_user, issue_api_token, revoke_api_tokens, revoke_sessions, set_password
 from models import User, demo, migrate, utcnow
 from recovery.rebuild import rebuild
 from recovery.tracker import note_interaction
 from recovery.tick import run_tick
+from shops import replay
 from web.context import runtime
 
 
@@ -71,6 +73,26 @@ def demo_seed() -> None:
             if cart is not None:  # her recovery countdown starts now, as a shop's cart event would start it
                 note_interaction(session, runtime, cart.customer_id, cart.updated_at)
     click.echo(f"demo data {outcome} (users' password: {demo.DEMO_PASSWORD})")
+
+
+@demo_cli.command("replay")
+@click.argument("platform", type=click.Choice(replay.PLATFORMS))
+def demo_replay(platform: str) -> None:
+    """Replay a recorded sequence of a shop platform's events into the demo store."""
+    runtime = _rt()
+    try:
+        with runtime.db.session() as session:
+            steps = replay.replay(session, runtime, platform, utcnow())
+    except replay.ReplayRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for step in steps:
+        who = mask_phone(step.phone) if step.phone else "-"
+        click.echo(f"{step.kind:<20} {who:<18} {step.outcome}")
+    if runtime.settings.shop_platform != platform:
+        click.echo(f"note: SHOP_PLATFORM is {runtime.settings.shop_platform}; set SHOP_PLATFORM={platform} for this "
+                   "platform's checkout links in the bot's carts", err=True)
+    click.echo(f"{len(steps)} {platform} events replayed; the abandoned carts are due at the next recovery tick")
 
 
 @demo_cli.command("is-empty", hidden=True)

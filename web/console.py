@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from bot import faq, texts
+from catalog import discounts
 from catalog.importing import FORMAT_LABELS as CATALOG_FORMAT_LABELS
 from catalog.importing import FORMATS as CATALOG_FORMATS
 from catalog.importing import CatalogImportError, ImportReport, import_catalog
@@ -41,7 +42,7 @@ from recovery.stats import funnel, recovery_stats
 from web import charts
 from web.context import db_session, runtime
 from web.auth import allowed
-from web.formatting import LABELS
+from web.formatting import LABELS, PLATFORM_LABELS
 from web.seller import requested_days
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -165,6 +166,7 @@ def recovery_settings():
             return redirect(url_for(".recovery_settings")), 303
         values.update(posted)
     return render_template("pages/console/recovery.html", values=values, errors=errors, rules=_rules(session),
+                           platform_coupons=platform_coupons(),
                            units=list(FrequencyUnit), tick_every=_duration(runtime().settings.recovery_tick_seconds)
                            ), 400 if errors else 200
 
@@ -432,6 +434,16 @@ def whatsapp_preview():
 # --- coupon rules ------------------------------------------------------------------------------------------
 
 
+def platform_coupons() -> dict | None:
+    """Whether the shop's platform can take the recoverer's codes (None for a custom shop, which checks them with
+    our API): the variables still missing, for the notice on the coupon and recovery pages."""
+    settings = runtime().settings
+    if settings.shop_platform == "generic":
+        return None
+    return {"platform": settings.shop_platform, "label": PLATFORM_LABELS[settings.shop_platform],
+            "missing": discounts.needs_credentials(settings)}
+
+
 def _rule_values() -> dict:
     return {"name": request.form.get("name", ""), "kind": request.form.get("kind", ""),
             "value": request.form.get("value", ""), "min_order": request.form.get("min_order", "0"),
@@ -457,7 +469,7 @@ def coupon_rules():
     in_use = {settings.coupon_rule_id, settings.variant_b_coupon_rule_id} - {None}
     return render_template("pages/console/coupons.html", rules=_rules(session), usage=coupons.usage_by_rule(session),
                            describe=coupons.describe, kinds=list(CouponKind), errors=errors, form=request.form,
-                           in_use=in_use), 400 if errors else 200
+                           in_use=in_use, platform_coupons=platform_coupons()), 400 if errors else 200
 
 
 def _rule_or_404(rule_id: int) -> CouponRule:

@@ -36,6 +36,8 @@ LABELS = {
     "marketing_limit": "Recusada pelo limite de mensagens de marketing da Meta",
     # attempts that could not be built (recovery/send.py)
     "template_error": "A mensagem falha com os dados do cliente", "error": "Erro inesperado (ver registro)",
+    "coupon_platform_unavailable": "A plataforma da loja não criou o cupom a tempo (nova tentativa em 10 min)",
+    "coupon_platform_refused": "A plataforma da loja recusou o cupom (ver chave de API)",
     # coupon problems on orders (recovery/coupons.py)
     "already_used": "Cupom já usado em outro pedido", "expired": "Cupom vencido", "wrong_customer": "Cupom de outro cliente",
     # message statuses (models/messaging.py)
@@ -55,6 +57,8 @@ TICKS = {
     "unknown": ("?", "wait", "Incerta: o envio foi interrompido"), "received": ("", "in", "Recebida"),
 }
 PRIORITY_LABELS = {1: "Baixa", 2: "Normal", 3: "Alta"}
+PLATFORM_LABELS = {"generic": "Loja própria (contrato genérico)", "shopify": "Shopify", "nuvemshop": "Nuvemshop",
+                   "woocommerce": "WooCommerce"}
 
 
 def register(app: Flask, timezone) -> None:

@@ -34,8 +34,10 @@ from crm import hours as opening_hours
 from crm.access import Action
 from models import Customer, Message, MessageStatus, StoreEvent, User, WebhookSecret, utcnow
 from recovery.config import load_settings
+from shops import activity as shop_activity
 from web.auth import allowed
 from web.context import db_session, runtime
+from web.formatting import PLATFORM_LABELS
 from web.store_webhooks import SIGNATURE_HEADER, STORE_SECRET, rotate_store_secret, store_secrets
 
 bp = Blueprint("golive", __name__, url_prefix="/console/configuracao")
@@ -171,6 +173,48 @@ def _store_secret_state(now: datetime) -> dict:
     }
 
 
+PLATFORM_NEEDS = {  # what each platform needs in the server's environment, said without any value
+    "shopify": ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"),
+    "nuvemshop": ("NUVEMSHOP_STORE_ID", "NUVEMSHOP_ACCESS_TOKEN", "NUVEMSHOP_APP_SECRET"),
+    "woocommerce": ("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_WEBHOOK_SECRET"),
+}
+_SETTING_OF = {"SHOPIFY_SHOP_DOMAIN": "shopify_shop_domain", "SHOPIFY_WEBHOOK_SECRET": "shopify_webhook_secret",
+               "NUVEMSHOP_STORE_ID": "nuvemshop_store_id", "NUVEMSHOP_ACCESS_TOKEN": "nuvemshop_access_token",
+               "NUVEMSHOP_APP_SECRET": "nuvemshop_app_secret", "WOOCOMMERCE_STORE_URL": "woocommerce_store_url",
+               "WOOCOMMERCE_WEBHOOK_SECRET": "woocommerce_webhook_secret"}
+
+
+def _duration(value: timedelta) -> str:
+    return format_timedelta(value, threshold=1.5, locale="pt_BR")
+
+
+def _shop_platforms(now: datetime) -> dict:
+    """The chosen platform, and per platform: the URL to paste, which settings are missing, the last event."""
+    rt = runtime()
+    settings = rt.settings
+    tz = settings.store_timezone
+    last = shop_activity.last_events(rt)
+    rows = []
+    for name in shop_activity.PLATFORMS:
+        event = last[name]
+        rows.append({
+            "name": name, "label": PLATFORM_LABELS[name], "url": f"{settings.public_base_url}/webhooks/{name}",
+            "missing": [v for v in PLATFORM_NEEDS[name] if not getattr(settings, _SETTING_OF[v])],
+            "last": {"kind": event["kind"], "when": moment(event["at"], now, tz)} if event else None,
+        })
+    session = db_session()
+    lag = shop_activity.arrival_lag(session, now)
+    recovery = load_settings(session)
+    return {
+        "chosen": settings.shop_platform, "chosen_label": PLATFORM_LABELS[settings.shop_platform], "rows": rows,
+        "lag": ({"carts": lag.carts, "median": _duration(lag.median), "p90": _duration(lag.p90),
+                 "late": lag.median > timedelta(minutes=recovery.delay_minutes),
+                 "too_old": lag.p90 > timedelta(hours=recovery.max_age_hours)} if lag else None),
+        "delay_minutes": recovery.delay_minutes,
+        "max_age_hours": recovery.max_age_hours,
+    }
+
+
 def _context(now: datetime, *, errors: dict[str, str] | None = None, form=None, new_secret: str | None = None):
     rt = runtime()
     settings = rt.settings
@@ -226,6 +270,7 @@ def _context(now: datetime, *, errors: dict[str, str] | None = None, form=None, 
                   else {"start": recovery.quiet_start, "end": recovery.quiet_end}),
         "hours_text": opening_hours.describe(hours),
         "instance_path": str(settings.instance_path),
+        "shop": _shop_platforms(now),
     }
 
 

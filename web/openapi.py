@@ -176,7 +176,7 @@ def _schemas() -> dict[str, dict]:
         },
         "EventResult": {
             "type": "object", "required": ["status"],
-            "properties": {"status": {"type": "string", "enum": ["applied", "duplicate"]}},
+            "properties": {"status": {"type": "string", "enum": ["applied", "duplicate", "ignored", "ok"]}},
         },
         "CouponCheck": {
             "type": "object", "required": ["code", "phone", "cart_total"],
@@ -451,6 +451,25 @@ def _store_webhook(summary: str, schema: str) -> dict:
     }}
 
 
+def _platform_webhook(platform: str, header: str, signature: str, what: str) -> dict:
+    return {"post": {
+        "summary": f"Webhook da {platform}" if platform != "WooCommerce" else "Webhook do WooCommerce",
+        "description": what,
+        "tags": ["webhooks"],
+        "security": [],
+        "parameters": [{"name": header, "in": "header", "required": True, "description": signature,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "description": f"o corpo como a {platform} o envia"}}}},
+        "responses": {
+            "200": _json(_ref("EventResult"), "aplicado, repetido ou ignorado (tópico não usado, sem telefone)"),
+            "400": {"$ref": "#/components/responses/BadBody"},
+            "401": {"$ref": "#/components/responses/BadSignature"},
+            "503": _json(_ref("Error"), "a API da plataforma não respondeu; a plataforma reenvia"),
+        },
+    }}
+
+
 def build_document() -> dict[str, Any]:
     twilio_signature = {
         "name": "X-Twilio-Signature", "in": "header", "required": True,
@@ -539,6 +558,20 @@ def build_document() -> dict[str, Any]:
             },
             "/webhooks/store/carts": _store_webhook("Carrinho criado, atualizado ou abandonado", "CartEvent"),
             "/webhooks/store/orders": _store_webhook("Pedido criado, pago ou cancelado", "OrderEvent"),
+            "/webhooks/shopify": _platform_webhook(
+                "Shopify", "X-Shopify-Hmac-Sha256", "base64 do HMAC-SHA256 do corpo bruto com SHOPIFY_WEBHOOK_SECRET",
+                "Tópicos checkouts/create, checkouts/update, orders/create, orders/paid, orders/cancelled "
+                "(X-Shopify-Topic); idempotente por X-Shopify-Webhook-Id."),
+            "/webhooks/nuvemshop": _platform_webhook(
+                "Nuvemshop", "X-Linkedstore-HMAC-SHA256", "hex do HMAC-SHA256 do corpo bruto com NUVEMSHOP_APP_SECRET",
+                "Corpo {store_id, event, id}; o pedido é lido na API da Nuvemshop (order/created, order/paid, "
+                "order/updated, order/cancelled…)."),
+            "/webhooks/woocommerce": _platform_webhook(
+                "WooCommerce", "X-WC-Webhook-Signature",
+                "base64 do HMAC-SHA256 do corpo bruto com WOOCOMMERCE_WEBHOOK_SECRET (o ping de criação, "
+                "webhook_id=N, vem sem assinatura e recebe 200)",
+                "Tópicos order.created e order.updated (X-WC-Webhook-Topic); idempotente por "
+                "X-WC-Webhook-Delivery-ID. Pedido pendente além do prazo = abandono."),
             "/api/coupons/validate": {"post": {
                 "summary": "Validar um cupom de recuperação no checkout",
                 "description": "Sem token; limitado a 60 consultas por minuto por IP. Julgado pela regra como "
