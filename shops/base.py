@@ -47,6 +47,7 @@ class Received:
     event: ShopEvent | None = None
     why: str = ""
     answer: str | None = None  # a status to answer without storing anything (WooCommerce's ping)
+    then: ShopEvent | None = None  # a second event the same delivery stands for, applied after ``event``
 
 
 class ShopUnavailable(RuntimeError):

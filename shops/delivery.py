@@ -1,8 +1,9 @@
 """Applying what a verified delivery carried: once per delivery id, then the event through ``recovery.events``.
 
 Used by the webhook receiver (``web.shop_webhooks``) and by the demo's replay of recorded deliveries, so both go
-through the same idempotency. A platform that names its deliveries (Shopify's ``X-Shopify-Webhook-Id``,
-WooCommerce's ``X-WC-Webhook-Delivery-ID``) resends one with the same id until it gets a 2xx. The id is kept as a
+through the same idempotency. A platform that names its deliveries (Shopify's ``X-Shopify-Webhook-Id``) resends
+one with the same id until it gets a 2xx. (WooCommerce's ``X-WC-Webhook-Delivery-ID`` is not such a key: see
+``shops.woocommerce``.) The id is kept as a
 ``StoreEvent`` row (event ``<platform>:<topic>``, external id the delivery id, at a fixed time so the id alone is
 the key), inserted in the same transaction as the cart or order it carries: a redelivery finds it and does
 nothing, and a delivery whose processing failed leaves no row, so its retry is processed. Underneath,
@@ -52,4 +53,8 @@ def apply_received(session: Session, runtime: Runtime, platform: str, received: 
         session.commit()  # the delivery id: a redelivery of an ignored event is ignored without a second look
         log.info("%s %s ignored: %s", platform, received.kind, received.why)
         return "ignored"
-    return apply_event(session, runtime, received.event, now)
+    outcome = apply_event(session, runtime, received.event, now)
+    if received.then is not None:
+        second = apply_event(session, runtime, received.then, now)
+        outcome = "applied" if "applied" in (outcome, second) else outcome
+    return outcome
