@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from core.inputs import MAX_EXTERNAL_ID
 from core.phones import InvalidPhone, normalize_phone
@@ -126,3 +126,33 @@ def platform_fields(fields: dict[str, str], names: dict[str, str], items_key: st
         else:
             renamed[names.get(path, path)] = message
     return renamed
+
+
+def json_object(payload: Any) -> dict:
+    """The parsed body as an object, or EventInvalid naming the body."""
+    if not isinstance(payload, dict):
+        raise EventInvalid({"body": "o corpo deve ser um objeto JSON"})
+    return payload
+
+
+def map_lines(lines: Any, to_item: Callable[[dict], dict]) -> Any:
+    """A platform's order or cart lines as our items, each made by ``to_item``; a value that is not a list, and a
+    line that is not an object, are passed on as they are, for validation to refuse with the field's name."""
+    if not isinstance(lines, list):
+        return lines
+    return [to_item(line) if isinstance(line, dict) else line for line in lines]
+
+
+def line_sku(line: dict, *ids: str) -> str | None:
+    """The line's SKU; platforms leave it empty unless the merchant typed one, so else the first of the line's
+    ``ids`` (variant, product…) that is set (a positive number or a text), as text."""
+    sku = line.get("sku")
+    if isinstance(sku, str) and sku.strip():
+        return sku
+    for key in ids:
+        value = line.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None

@@ -42,7 +42,8 @@ from recovery.events import (
 )
 from shops import activity
 from shops.base import (
-    Received, ShopUnavailable, external_id, first_phone, hmac_sha256_matches, parse_json, platform_fields,
+    Received, ShopUnavailable, external_id, first_phone, hmac_sha256_matches, json_object, line_sku, map_lines,
+    parse_json, platform_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -126,37 +127,19 @@ def _first_text(payload: dict, places: tuple[tuple[str, ...], ...]) -> str | Non
     return None
 
 
-def _items(products: Any) -> Any:
-    """Nuvemshop products as our items; anything that is not a list is passed on for validation to refuse."""
-    if not isinstance(products, list):
-        return products
-    items = []
-    for line in products:
-        if not isinstance(line, dict):
-            items.append(line)
-            continue
-        sku = line.get("sku")
-        if not isinstance(sku, str) or not sku.strip():
-            # Nuvemshop's sku is null unless the merchant typed one; the variant id still names the line.
-            sku = str(line["variant_id"]) if line.get("variant_id") is not None else None
-        name = line.get("name")
-        if (not isinstance(name, str) or not name.strip()) and line.get("product_id") is not None:
-            name = f"Produto {line['product_id']}"  # a label: better than refusing the whole order for it
-        quantity = line.get("quantity")
-        if isinstance(quantity, str) and quantity.isascii() and quantity.isdigit():
-            quantity = int(quantity)  # some of the API's answers write it as text
-        items.append({"sku": sku, "name": name, "quantity": quantity, "unit_price": line.get("price")})
-    return items
+def _item(line: dict) -> dict:
+    # Nuvemshop's sku is null unless the merchant typed one; the variant id still names the line.
+    name = line.get("name")
+    if (not isinstance(name, str) or not name.strip()) and line.get("product_id") is not None:
+        name = f"Produto {line['product_id']}"  # a label: better than refusing the whole order for it
+    quantity = line.get("quantity")
+    if isinstance(quantity, str) and quantity.isascii() and quantity.isdigit():
+        quantity = int(quantity)  # some of the API's answers write it as text
+    return {"sku": line_sku(line, "variant_id"), "name": name, "quantity": quantity, "unit_price": line.get("price")}
 
 
 def _nuvemshop_fields(fields: dict[str, str]) -> dict[str, str]:
     return platform_fields(fields, _FIELD_NAMES, "products", _ITEM_FIELDS)
-
-
-def _object(payload: Any) -> dict:
-    if not isinstance(payload, dict):
-        raise EventInvalid({"body": "o corpo deve ser um objeto JSON"})
-    return payload
 
 
 def order_status(order: dict) -> str:
@@ -173,7 +156,7 @@ def order_to_order_event(payload: Any) -> OrderEvent | None:
     """The order as ``GET /orders/{id}`` returns it, in its current state; None without a usable phone (it
     cannot be tied to a shopper). The first coupon is the coupon. EventInvalid, with Nuvemshop's field names,
     for a malformed one."""
-    body = _object(payload)
+    body = json_object(payload)
     phone = first_phone(body, _ORDER_PHONES)
     if phone is None:
         return None
@@ -185,7 +168,7 @@ def order_to_order_event(payload: Any) -> OrderEvent | None:
         "event": order_status(body),
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _first_text(body, _ORDER_NAMES)},
-        "items": _items(body.get("products")),
+        "items": map_lines(body.get("products"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
         "coupon_code": coupon,
@@ -202,7 +185,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
     """An abandoned checkout from ``GET /checkouts`` as a ``cart.abandoned`` event, dated by its own
     ``updated_at``; None when it is not a cart we can recover (completed, or no usable phone). EventInvalid, with
     Nuvemshop's field names, for a malformed one."""
-    body = _object(payload)
+    body = json_object(payload)
     if body.get("completed_at"):
         return None  # bought: its order's webhook closes the shopper's carts
     phone = first_phone(body, _CHECKOUT_PHONES)
@@ -212,7 +195,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
         "event": "cart.abandoned",
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _first_text(body, _CHECKOUT_NAMES)},
-        "items": _items(body.get("products")),
+        "items": map_lines(body.get("products"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
         "checkout_url": body.get("abandoned_checkout_url"),

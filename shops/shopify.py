@@ -17,7 +17,8 @@ from typing import Any, Mapping
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, header_id, hmac_sha256_matches, parse_json, platform_fields,
+    Received, external_id, first_phone, header_id, hmac_sha256_matches, json_object, line_sku, map_lines, parse_json,
+    platform_fields,
 )
 
 CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
@@ -63,40 +64,22 @@ def _name_of(payload: dict) -> str | None:
     return None
 
 
-def _items(line_items: Any) -> Any:
-    """Shopify line items as our items; anything that is not a list is passed on for validation to refuse."""
-    if not isinstance(line_items, list):
-        return line_items
-    items = []
-    for line in line_items:
-        if not isinstance(line, dict):
-            items.append(line)
-            continue
-        sku = line.get("sku")
-        if not isinstance(sku, str) or not sku.strip():
-            # Shopify's sku may be empty or null; the variant id still names the line.
-            sku = str(line["variant_id"]) if line.get("variant_id") is not None else None
-        title, variant = line.get("title"), line.get("variant_title")
-        name = f"{title} - {variant}" if isinstance(title, str) and isinstance(variant, str) and variant.strip() \
-            else title
-        items.append({"sku": sku, "name": name, "quantity": line.get("quantity"), "unit_price": line.get("price")})
-    return items
+def _item(line: dict) -> dict:
+    title, variant = line.get("title"), line.get("variant_title")
+    name = f"{title} - {variant}" if isinstance(title, str) and isinstance(variant, str) and variant.strip() \
+        else title
+    return {"sku": line_sku(line, "variant_id"), "name": name, "quantity": line.get("quantity"),
+            "unit_price": line.get("price")}
 
 
 def _shopify_fields(fields: dict[str, str]) -> dict[str, str]:
     return platform_fields(fields, _FIELD_NAMES, "line_items", _ITEM_FIELDS)
 
 
-def _body(payload: Any) -> dict:
-    if not isinstance(payload, dict):
-        raise EventInvalid({"body": "o corpo deve ser um objeto JSON"})
-    return payload
-
-
 def checkout_to_cart_event(payload: Any) -> CartEvent | None:
     """The cart in a ``checkouts/create`` or ``checkouts/update`` payload; None when it is not a cart we can
     recover (completed, or no usable phone). EventInvalid, with Shopify's field names, for a malformed one."""
-    body = _body(payload)
+    body = json_object(payload)
     if body.get("completed_at"):
         return None  # bought: the order event closes the shopper's carts
     phone = phone_of(body)
@@ -106,7 +89,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
         "event": "cart.updated",
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
-        "items": _items(body.get("line_items")),
+        "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),
         "checkout_url": body.get("abandoned_checkout_url"),
@@ -125,7 +108,7 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
     event = ORDER_TOPICS.get(topic)
     if event is None:
         return None
-    body = _body(payload)
+    body = json_object(payload)
     phone = phone_of(body)
     if phone is None:
         return None
@@ -139,7 +122,7 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
         "event": event,
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
-        "items": _items(body.get("line_items")),
+        "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),
         "coupon_code": coupon,

@@ -53,7 +53,8 @@ from urllib.parse import urlsplit
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, hmac_sha256_matches, parse_json, platform_fields,
+    Received, external_id, first_phone, hmac_sha256_matches, json_object, line_sku, map_lines, parse_json,
+    platform_fields,
 )
 
 SIGNATURE = "X-WC-Webhook-Signature"
@@ -148,32 +149,12 @@ def _unit_price(subtotal: Any, quantity: Any) -> Any:
     return subtotal
 
 
-def _line_id(line: dict) -> str | None:
+def _item(line: dict) -> dict:
     # A line without a SKU is named by its variation, else its product; a line whose product was deleted since
     # (both ids 0) by its own id, rather than refusing the whole order.
-    for key in ("variation_id", "product_id", "id"):
-        value = line.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return str(value)
-    return None
-
-
-def _items(line_items: Any) -> Any:
-    """WooCommerce line items as our items; anything that is not a list is passed on for validation to refuse."""
-    if not isinstance(line_items, list):
-        return line_items
-    items = []
-    for line in line_items:
-        if not isinstance(line, dict):
-            items.append(line)
-            continue
-        sku = line.get("sku")
-        if not isinstance(sku, str) or not sku.strip():
-            sku = _line_id(line)
-        quantity = line.get("quantity")
-        items.append({"sku": sku, "name": line.get("name"), "quantity": quantity,
-                      "unit_price": _unit_price(line.get("subtotal"), quantity)})
-    return items
+    quantity = line.get("quantity")
+    return {"sku": line_sku(line, "variation_id", "product_id", "id"), "name": line.get("name"),
+            "quantity": quantity, "unit_price": _unit_price(line.get("subtotal"), quantity)}
 
 
 def _coupon(body: dict) -> Any:
@@ -188,19 +169,13 @@ def _woocommerce_fields(fields: dict[str, str], dates: dict[str, str]) -> dict[s
     return platform_fields(fields, {**_FIELD_NAMES, **dates}, "line_items", _ITEM_FIELDS)
 
 
-def _body(payload: Any) -> dict:
-    if not isinstance(payload, dict):
-        raise EventInvalid({"body": "o corpo deve ser um objeto JSON"})
-    return payload
-
-
 def _cart_event(body: dict, phone: str, checkout_url: Any) -> CartEvent:
     updated_at, place = _moment(body, ("date_modified_gmt", "date_created_gmt"))
     contract = {
         "event": "cart.updated",
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
-        "items": _items(body.get("line_items")),
+        "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
         "checkout_url": checkout_url,
@@ -218,7 +193,7 @@ def _order_event(body: dict, phone: str, event: str) -> OrderEvent:
         "event": event,
         "id": external_id(body.get("id")),
         "customer": {"phone": phone, "name": _name_of(body)},
-        "items": _items(body.get("line_items")),
+        "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
         "coupon_code": _coupon(body),
@@ -236,7 +211,7 @@ def order_to_event(payload: Any) -> CartEvent | OrderEvent | None:
     order awaiting payment or cancelled unpaid, an order event otherwise; None for a status we do not use or an
     order without a usable phone (it cannot be tied to a shopper). EventInvalid, with WooCommerce's field names,
     for a malformed one."""
-    body = _body(payload)
+    body = json_object(payload)
     status = status_of(body)
     if status not in STATUSES:
         return None

@@ -202,8 +202,24 @@ def demo_store(session):
     assert session.get(SystemFlag, DEMO_FLAG) is not None
 
 
+@pytest.fixture
+def platform_runtime(instance_dir, database_url, redis_url, db, redis_client):
+    from tests.conftest import installed_runtime, make_settings
+
+    def build(platform, **env):
+        settings = make_settings(instance_dir, database_url, redis_url, SHOP_PLATFORM=platform, **env)
+        return installed_runtime(settings, db, redis_client)
+    return build
+
+
 @pytest.mark.parametrize("platform", replay.PLATFORMS)
-def test_replay_then_tick_recovers_only_the_shopper_who_did_not_buy(session, runtime, demo_store, platform):
+def test_replay_then_tick_recovers_only_the_shopper_who_did_not_buy(session, platform_runtime, demo_store, platform):
+    # The demo switched to the platform with one variable: SHOP_PLATFORM (outbox mode, no platform keys).
+    with platform_runtime(platform) as runtime:
+        _replay_and_tick(session, runtime, platform)
+
+
+def _replay_and_tick(session, runtime, platform):
     steps = replay.replay(session, runtime, platform, utcnow())
     assert "applied" in {step.outcome for step in steps}
     session.expire_all()
@@ -219,7 +235,8 @@ def test_replay_then_tick_recovers_only_the_shopper_who_did_not_buy(session, run
     assert {a.customer_id for a in session.scalars(select(RecoveryAttempt))} == {abandoner.id}
     messages = session.scalars(select(Message).where(Message.customer_id == abandoner.id)).all()
     assert len(messages) == 1
-    assert LINK[platform] in messages[0].body + json.dumps(messages[0].content_variables or {})
+    sent = messages[0].body + json.dumps(messages[0].content_variables or {})
+    assert LINK[platform] in sent and "VOLTA" in sent  # the demo's coupon rule: a code in the message
     assert not session.scalars(select(Message).where(Message.customer_id == buyer.id)).all()
 
 
@@ -328,8 +345,11 @@ def test_a_refused_coupon_fails_the_attempt_with_the_reason_and_sends_nothing(sh
 def test_without_the_platforms_key_the_message_goes_without_a_coupon_and_the_console_says_why(
         shopify_runtime, session, people):
     from app import create_app
+    from tests.channel_helpers import TWILIO_API, TWILIO_SID, TWILIO_TOKEN
 
-    with shopify_runtime() as runtime:
+    with shopify_runtime(TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+                         TWILIO_API_URL=TWILIO_API) as runtime:
+        assert not runtime.settings.outbox_mode
         now = utcnow()
         customer = _abandon(session, runtime, now)
         run_tick(session, runtime, now=now)
@@ -342,3 +362,23 @@ def test_without_the_platforms_key_the_message_goes_without_a_coupon_and_the_con
             notice = re.search(r'<p class="flash error" role="alert" id="platform-coupons">(.*?)</p>',
                                text(client.get(page)), re.S)
             assert notice and "<code>SHOPIFY_ADMIN_TOKEN</code>" in notice.group(1) and "sem cupom" in notice.group(1)
+
+
+def test_in_outbox_mode_the_demo_keeps_its_coupon_unpublished_and_the_console_says_so(shopify_runtime, session,
+                                                                                      people):
+    from app import create_app
+
+    with shopify_runtime() as runtime:
+        assert runtime.settings.outbox_mode
+        now = utcnow()
+        customer = _abandon(session, runtime, now)
+        run_tick(session, runtime, now=now)  # nothing is asked of Shopify: no key, no publisher
+        session.expire_all()
+        [message] = session.scalars(select(Message).where(Message.customer_id == customer.id)).all()
+        [coupon] = _coupons(session)
+        assert coupon.code in message.body
+        client = create_app({"RUNTIME": runtime, "TESTING": True, "WTF_CSRF_ENABLED": False}).test_client()
+        login(client, "dona")
+        notice = re.search(r'<p class="note" id="platform-coupons">(.*?)</p>', text(client.get("/console/cupons")),
+                           re.S).group(1)
+        assert "Modo de teste" in notice and "<code>SHOPIFY_ADMIN_TOKEN</code>" in notice

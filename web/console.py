@@ -441,7 +441,7 @@ def platform_coupons() -> dict | None:
     if settings.shop_platform == "generic":
         return None
     return {"platform": settings.shop_platform, "label": PLATFORM_LABELS[settings.shop_platform],
-            "missing": discounts.needs_credentials(settings)}
+            "missing": discounts.needs_credentials(settings), "outbox": settings.outbox_mode}
 
 
 def _rule_values() -> dict:
