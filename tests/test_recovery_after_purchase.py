@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 from sqlalchemy import select
 
 import bot.jobs
@@ -19,7 +19,7 @@ from channel.inbound import parse_form, receive_inbound
 from bot.jobs import process_inbound, shopper_wrote
 from channel.ratelimit import RateLimiter
 from channel.sender import deliver
-from models import AttemptStatus, Customer, MessageStatus, RecoveryAttempt, utcnow
+from models import AttemptStatus, Customer, HandoffRequest, MessageStatus, RecoveryAttempt, utcnow
 from recovery import events
 from recovery.eligibility import RECENT_PURCHASE, RECENT_PURCHASE_WINDOW
 from recovery.tick import run_tick
@@ -195,6 +195,7 @@ def _run(session, runtime, monkeypatch, messages, orders, cart, extra_ticks):
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(messages=st.lists(message_step, min_size=1, max_size=3), orders=st.lists(order_step, max_size=2),
        cart=st.none() | cart_step, extra_ticks=st.lists(st.integers(0, 180), max_size=3))
+@example(messages=[(0, "quanto é o frete?", 0), (0, "ok", 0)], orders=[], cart=None, extra_ticks=[])  # a handoff
 def test_no_recovery_message_once_a_purchase_is_known(runtime, db, monkeypatch, messages, orders, cart, extra_ticks):
     with db.session() as session:
         try:
@@ -204,9 +205,14 @@ def test_no_recovery_message_once_a_purchase_is_known(runtime, db, monkeypatch, 
             for message_id, tick_time in sent.items():
                 known = [placed for applied_at, placed in applied if applied_at <= tick_time]
                 assert not known, f"recovery message at {tick_time} although a purchase was known: {known}"
-            if not orders:
+            handed_off = session.scalar(select(HandoffRequest.id).limit(1)) is not None
+            if not orders and not handed_off:
                 # Liveness: without a purchase the shopper who wrote gets exactly one message (one per 7 days).
                 assert len(sent) == 1, f"expected one recovery message, got {len(sent)}"
+            elif handed_off:
+                # "quanto é o frete?" with no FAQ about it, then "ok": the bot offers a seller and the shopper
+                # accepts. A shopper waiting for a person gets no automated recovery.
+                assert not sent and {a.skip_reason for a in session.scalars(select(RecoveryAttempt))} <= {"handoff"}
         finally:
             session.rollback()
             _reset(session, runtime)
