@@ -8,7 +8,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding")
+BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding", "churn_eval")
 
 
 def main(argv: list[str] | None = None) -> int:
