@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm.handoffs import sync_handoff
 from models import (
-    OPEN_STATUSES, CrmSettings, Customer, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus,
+    OPEN_STATUSES, CrmSettings, Customer, CustomerNote, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus,
     OpportunityType, User,
 )
 
@@ -145,6 +145,12 @@ def move(session: Session, opportunity: Opportunity, to: OpportunityStatus, now:
         opportunity.result = result
         opportunity.result_note = (note or "").strip() or None
         opportunity.finished_at = now
+        if opportunity.result_note:
+            # The seller's words stay with the customer: the Contato tab's shared notes show them to everyone
+            # who can see the customer, next to the notes typed there.
+            author = actor.id if actor is not None else opportunity.seller_id
+            session.add(CustomerNote(customer_id=opportunity.customer_id, author_id=author, kind="oportunidade",
+                                     text=opportunity.result_note, opportunity_id=opportunity.id, created_at=now))
     if to is OpportunityStatus.IN_PROGRESS:
         opportunity.started_at = now
     if to is OpportunityStatus.BACKLOG:

@@ -5,7 +5,8 @@ from models.bot import BotText, FaqEntry, HandoffRequest, HandoffStatus
 from models.catalog import Product, Variant
 from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
 from models.crm import (
-    OPEN_STATUSES, CrmSettings, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus, OpportunityType,
+    NOTE_KINDS, OPEN_STATUSES, CrmSettings, CustomerNote, Opportunity, OpportunityEvent, OpportunityResult,
+    OpportunityStatus, OpportunityType,
 )
 from models.db import Database, make_engine
 from models.messaging import Direction, Message, MessageStatus, TemplateStatus, WhatsAppTemplate
@@ -16,6 +17,7 @@ from models.recovery import (
 from models.system import SystemFlag, WebhookSecret
 
 __all__ = [
+    "CustomerNote", "NOTE_KINDS",
     "Base", "ZERO", "utcnow", "Database", "make_engine",
     "Store", "User", "UserSession", "Role", "ApiToken", "Customer", "Product", "Variant",
     "Message", "MessageStatus", "Direction",

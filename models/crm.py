@@ -125,3 +125,26 @@ class OpportunityEvent(Base):
     detail: Mapped[str | None] = mapped_column(String(200))
 
     opportunity: Mapped[Opportunity] = relationship(back_populates="events")
+
+
+class CustomerNote(Base):
+    """A note on a customer, shared with everyone who can see them: one any user added (a feedback, a complaint,
+    a visit, more contact data), or the note a seller typed when finishing an opportunity."""
+
+    __tablename__ = "customer_notes"
+    __table_args__ = (Index("ix_customer_notes_customer_created", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # NOTE_KINDS
+    text: Mapped[str] = mapped_column(Text)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id", ondelete="SET NULL"),
+                                                       unique=True)  # the finishing note of this opportunity
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User | None] = relationship()
+
+
+# What a note is, as the Contato tab files it (the labels a seller reads are in web.formatting).
+NOTE_KINDS = ("nota", "feedback", "reclamacao", "visita", "oportunidade")

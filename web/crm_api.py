@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.inputs import InputError, parse_id, parse_moment, parse_page
 from core.phones import InvalidPhone, normalize_phone
 from core.queues import enqueue_after_commit
-from crm import intake
+from crm import customer360, intake, recommendations
 from crm import jobs as crm_jobs
 from crm.access import Action, may, may_hand_to, may_see_customer, visible_opportunities
 from crm.opportunities import PRIORITIES, OpportunityError, hand_to, move
@@ -195,4 +195,13 @@ def get_customer(phone: str):
     customer = session.scalar(select(Customer).where(Customer.phone == e164))
     if customer is None or not may_see_customer(session, g.api_user, customer):
         return jsonify(error="Not Found", message="cliente não encontrado"), 404
-    return jsonify(customer_json(session, customer))
+    group_by = (request.args.get("group_by") or "name").strip()[:80]
+    if not recommendations.valid_grouping(session, group_by):
+        return _bad("invalid group_by", {"group_by": "agrupe por name, category, brand, color, size ou um atributo "
+                                                    "dos produtos"})
+    period = request.args.get("period_days") or str(customer360.DEFAULT_PERIOD)
+    if period not in {str(p) for p in customer360.PERIODS}:
+        return _bad("invalid period_days", {"period_days": "use 30, 90, 180 ou 365 dias"})
+    body = customer_json(session, customer)
+    body.update(customer360.sections(session, customer, utcnow(), group_by=group_by, period_days=int(period)))
+    return jsonify(body)

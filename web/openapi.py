@@ -374,7 +374,34 @@ def _crm_schemas() -> dict[str, dict]:
             "opportunities": {"type": "array", "items": _ref("Opportunity")},
             "orders": {"type": "array", "items": {"type": "object"}},
             "recovery": {"type": "array", "items": {"type": "object"}},
-            "history": {"type": "array", "items": {"type": "object"}}}},
+            "history": {"type": "array", "items": {"type": "object"}},
+            "overview": {"type": "object", "description": "valores do período escolhido e do anterior (receita, "
+                                                          "pedidos, ticket médio, itens por pedido), totais, "
+                                                          "histórico mensal de 12 meses e a última compra",
+                         "properties": {"period_days": {"type": "integer"}, "period": {"type": "object"},
+                                        "previous_period": {"type": "object"}, "lifetime": {"type": "object"},
+                                        "history": {"type": "array", "items": {"type": "object"}},
+                                        "last_purchase": {"type": "object", "nullable": True}}},
+            "churn": {"type": "object", "required": ["index", "band", "factors"], "properties": {
+                "index": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True,
+                          "description": "null para clientes inativos (sem compra em 12 meses)"},
+                "band": {"type": "string", "enum": ["baixo", "medio", "alto", "inativo"]},
+                "little_data": {"type": "boolean", "description": "poucas compras: usa os intervalos típicos da loja"},
+                "factors": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string", "enum": ["recency", "ticket", "frequency", "growth", "mix"]},
+                    "score": {"type": "number"}, "weight": {"type": "number"}, "reason": text}}}}},
+            "contact": {"type": "object"},
+            "notes": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "kind": text, "text": text, "created_at": text,
+                "author": nullable_text, "opportunity_id": {"type": "integer", "nullable": True}}}},
+            "recommended": {"type": "object", "properties": {
+                name: {"type": "array", "items": {"type": "object", "properties": {
+                    "product_id": {"type": "integer"}, "key": text, "name": text, "price": text,
+                    "url": nullable_text, "image_url": nullable_text, "why": text}}}
+                for name in ("popular", "repurchase", "trending")}},
+            "most_bought": {"type": "array", "items": {"type": "object", "properties": {
+                "group": text, "quantity": {"type": "integer"}, "orders": {"type": "integer"}, "spent": text,
+                "last_bought_at": nullable_text}}}}},
     }
 
 
@@ -425,7 +452,14 @@ def _crm_paths(bearer: list, auth_errors: dict) -> dict:
             "summary": "Visão 360 do cliente",
             "description": "Vendedor: só clientes da sua carteira ou das suas oportunidades.",
             "tags": ["oportunidades"], "security": bearer,
-            "parameters": [{"name": "phone", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {"name": "phone", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "group_by", "in": "query", "required": False, "description": "Mais comprados agrupados "
+                 "por name, category, brand, color, size ou um atributo dos produtos",
+                 "schema": {"type": "string", "default": "name"}},
+                {"name": "period_days", "in": "query", "required": False,
+                 "schema": {"type": "integer", "enum": [30, 90, 180, 365], "default": 90}},
+            ],
             "responses": {"200": _json(_ref("Customer360"), "cliente"), "400": bad, "404": not_found,
                           **auth_errors},
         }},
