@@ -150,6 +150,13 @@ def visible_opportunities(session: Session, user: User):
     return select(Opportunity).where(opportunity_clause(session, user))
 
 
+def visible_customers(session: Session, user: User):
+    """The customers ``user`` may see, as a SELECT of Customer (the same rule as ``may_see_customer``): a seller's
+    own portfolio and the customers they hold an opportunity for; a branch's customers; every customer for
+    brand-wide users."""
+    return select(Customer).where(customer_clause(session, user))
+
+
 def may_see_customer(session: Session, user: User, customer: Customer) -> bool:
     return bool(session.scalar(select(exists().where(Customer.id == customer.id, customer_clause(session, user)))))
 

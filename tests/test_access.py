@@ -41,6 +41,7 @@ WHO = {
     "seller.start_contact": {"seller"}, "seller.opportunity": {"seller"}, "seller.finish": {"seller"},
     "seller.start": {"seller"}, "seller.results": {"seller"},
     "auth.change_password": EVERYONE,
+    "customers.index": EVERYONE, "customers.detail": EVERYONE, "customers.add_note": EVERYONE,
     "api.get_settings": BRAND, "api.put_settings": BRAND, "api.list_templates": BRAND, "api.get_stats": OFFICE,
     "crm_api.list_opportunities": EVERYONE, "crm_api.patch_opportunity": EVERYONE,
     "crm_api.create_opportunities": OFFICE, "crm_api.get_customer": EVERYONE,

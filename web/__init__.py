@@ -106,6 +106,7 @@ def init_app(app: Flask) -> None:
     from web import formatting
     from web.auth import init_auth
     from web.console import bp as console_bp
+    from web.customers import bp as customers_bp
     from web.golive import bp as golive_bp
     from web.manager import bp as manager_bp
     from web.seller import bp as seller_bp
@@ -116,6 +117,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(seller_bp)
     app.register_blueprint(manager_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(customers_bp)
     app.register_blueprint(golive_bp)
     formatting.register(app, app.extensions["runtime"].settings.store_timezone)
     app.add_url_rule("/", "index", lambda: redirect(url_for("auth.login")))

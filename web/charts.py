@@ -89,3 +89,12 @@ def skipped_chart(reasons: list[tuple[str, int]]) -> Markup:
     chart.x_labels = [label for label, _ in reversed(reasons)]
     chart.add("Tentativas", [count for _, count in reversed(reasons)])
     return _render(chart, "Não enviadas, por motivo")
+
+
+def monthly_chart(months: list[tuple[date, Decimal]]) -> Markup:
+    """A customer's purchases per calendar month (Clientes, Visão geral); ``months`` = (first day, revenue)."""
+    chart = pygal.Bar(**_config(show_legend=False, x_label_rotation=0, value_formatter=reais, height=260))
+    chart.title = "Compras nos últimos 12 meses"
+    chart.x_labels = [format_date(day, "MMM/yy", locale="pt_BR") for day, _ in months]
+    chart.add("Compras", [float(value) for _, value in months])
+    return _render(chart, "Compras nos últimos 12 meses")

@@ -85,6 +85,13 @@ def register(app: Flask, timezone) -> None:
         """1.234 (a count as a Brazilian reads it)."""
         return format_decimal(value or 0, locale="pt_BR")
 
+    @app.template_filter("dia")
+    def dia(value: datetime | str | None) -> str:
+        """The day of an instant in the store's calendar (DD/MM/AAAA)."""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return format_datetime(value, "dd/MM/yyyy", tzinfo=timezone, locale="pt_BR") if value else "—"
+
     @app.template_filter("data")
     def data(value: date | None) -> str:
         return format_date(value, "dd/MM/yyyy", locale="pt_BR") if value else "—"
