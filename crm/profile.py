@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.templating import TemplateRenderError, render_text, validate
+from crm import recommendations
 from crm.opportunities import PRIORITY_NAMES, crm_settings
 from models import (
-    Cart, CartStatus, Customer, Message, Opportunity, Order, Product, RecoveryAttempt, User, Variant,
+    Cart, CartStatus, Customer, Message, Opportunity, Order, Product, RecoveryAttempt, User, Variant, utcnow,
 )
 
 HISTORY_LIMIT = 50
@@ -21,15 +22,22 @@ RECOMMENDED_LIMIT = 5
 SUGGESTION_VARIABLES = ("nome", "vendedor", "loja", "produtos", "codigo_vendedor")
 
 
-def recommended_products(session: Session, customer: Customer, skus: list[str] | None = None) -> list[Product]:
-    """The opportunity's own products, else what the customer left in their latest cart."""
+def recommended_products(session: Session, customer: Customer, skus: list[str] | None = None,
+                         now: datetime | None = None) -> list[Product]:
+    """The opportunity's own products, else what the customer left in their latest cart, else the customer
+    360's recommendations (what they would buy again, then what other customers buy most, then what is new and
+    selling), so a seller always has something to offer."""
     if not skus:
         cart = session.scalar(select(Cart).where(Cart.customer_id == customer.id,
                                                  Cart.status != CartStatus.CONVERTED)
                               .order_by(Cart.updated_at.desc()).limit(1))
         skus = [item.sku for item in cart.items] if cart is not None else []
     if not skus:
-        return []
+        lists = recommendations.recommendations(session, customer.id, now or utcnow(), limit=RECOMMENDED_LIMIT)
+        ids = list(dict.fromkeys(r.product_id for name in ("repurchase", "popular", "trending")
+                                 for r in lists[name]))[:RECOMMENDED_LIMIT]
+        found = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))} if ids else {}
+        return [found[i] for i in ids if i in found]
     # A SKU names a variant (a cart line); a manager's list may also name a product by its key.
     found = {v.sku: v.product for v in session.scalars(
         select(Variant).join(Product).where(Variant.sku.in_(skus), Product.active))}

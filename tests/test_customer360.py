@@ -137,3 +137,19 @@ def test_notes_added_by_users_are_checked_and_newest_first(session, world):
         with pytest.raises(customer360.NoteInvalid) as info:
             customer360.add_note(session, who, ana, kind, text, NOW)
         assert info.value.field == field
+
+
+def test_an_opportunity_without_products_or_cart_offers_the_customer_360s_recommendations(session, world):
+    from crm.profile import recommended_products
+
+    cap = Product(key="bone", name="Boné Aba Reta", price=Decimal("49.90"), category="Acessórios", brand="Fio",
+                  attributes={}, active=True, created_at=NOW - timedelta(days=400))
+    cap.variants = [Variant(sku="BON-U", size="U", color="Preto", options={}, price=Decimal("49.90"), stock=5,
+                            active=True)]
+    session.add(cap)
+    for n, phone in enumerate(("+5511999990002", "+5511999990003")):
+        _order(session, customer(session, phone), f"b-{n}", 3 + n, [("BON-U", "Boné", 1, "49.90")])
+    session.commit()
+    offered = recommended_products(session, world["customer"], [], now=NOW)
+    assert [p.key for p in offered] == ["bone"]  # bought by 2 other customers; her own products are not repeated
+    assert recommended_products(session, world["customer"], ["TEN-40"], now=NOW)[0].key == "tenis-corrida"
