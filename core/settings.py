@@ -104,6 +104,11 @@ class Settings:
     def embedded_redis_socket(self) -> Path:
         return self.instance_path / "redis.sock"
 
+    def missing_for(self, platform: str) -> list[str]:
+        """The environment variables ``platform`` needs that are not set (PLATFORM_REQUIRES)."""
+        return [name for name, field_name in PLATFORM_REQUIRES.get(platform, {}).items()
+                if not getattr(self, field_name)]
+
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.secret_key, self.twilio_auth_token, self.webhook_auth_token, self.store_webhook_secret,
@@ -177,7 +182,7 @@ class Settings:
         shop_platform = _choice(env, "SHOP_PLATFORM", "generic", set(SHOP_PLATFORMS))
         shopify_domain = _shop_domain(env, "SHOPIFY_SHOP_DOMAIN")
         if production:
-            for name in _PLATFORM_REQUIRES.get(shop_platform, ()):
+            for name in PLATFORM_REQUIRES.get(shop_platform, {}):
                 if not env.get(name):
                     raise SettingsError(f"{name}: required when APP_ENV=production and SHOP_PLATFORM={shop_platform}")
         nuvemshop_store = (env.get("NUVEMSHOP_STORE_ID") or "").strip() or None
@@ -231,11 +236,14 @@ class Settings:
 
 
 SHOP_PLATFORMS = ("generic", "shopify", "nuvemshop", "woocommerce")
-# What each platform cannot work without in production (the generic contract's secret is checked above).
-_PLATFORM_REQUIRES = {
-    "shopify": ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"),
-    "nuvemshop": ("NUVEMSHOP_STORE_ID", "NUVEMSHOP_ACCESS_TOKEN", "NUVEMSHOP_APP_SECRET"),
-    "woocommerce": ("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_WEBHOOK_SECRET"),
+# What each platform cannot work without (refused at start in production; shown as missing on the go-live page):
+# environment variable -> Settings field. The generic contract's secret is checked above.
+PLATFORM_REQUIRES = {
+    "shopify": {"SHOPIFY_SHOP_DOMAIN": "shopify_shop_domain", "SHOPIFY_WEBHOOK_SECRET": "shopify_webhook_secret"},
+    "nuvemshop": {"NUVEMSHOP_STORE_ID": "nuvemshop_store_id", "NUVEMSHOP_ACCESS_TOKEN": "nuvemshop_access_token",
+                  "NUVEMSHOP_APP_SECRET": "nuvemshop_app_secret"},
+    "woocommerce": {"WOOCOMMERCE_STORE_URL": "woocommerce_store_url",
+                    "WOOCOMMERCE_WEBHOOK_SECRET": "woocommerce_webhook_secret"},
 }
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 

@@ -173,17 +173,6 @@ def _store_secret_state(now: datetime) -> dict:
     }
 
 
-PLATFORM_NEEDS = {  # what each platform needs in the server's environment, said without any value
-    "shopify": ("SHOPIFY_SHOP_DOMAIN", "SHOPIFY_WEBHOOK_SECRET"),
-    "nuvemshop": ("NUVEMSHOP_STORE_ID", "NUVEMSHOP_ACCESS_TOKEN", "NUVEMSHOP_APP_SECRET"),
-    "woocommerce": ("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_WEBHOOK_SECRET"),
-}
-_SETTING_OF = {"SHOPIFY_SHOP_DOMAIN": "shopify_shop_domain", "SHOPIFY_WEBHOOK_SECRET": "shopify_webhook_secret",
-               "NUVEMSHOP_STORE_ID": "nuvemshop_store_id", "NUVEMSHOP_ACCESS_TOKEN": "nuvemshop_access_token",
-               "NUVEMSHOP_APP_SECRET": "nuvemshop_app_secret", "WOOCOMMERCE_STORE_URL": "woocommerce_store_url",
-               "WOOCOMMERCE_WEBHOOK_SECRET": "woocommerce_webhook_secret"}
-
-
 def _duration(value: timedelta) -> str:
     return format_timedelta(value, threshold=1.5, locale="pt_BR")
 
@@ -199,7 +188,7 @@ def _shop_platforms(now: datetime) -> dict:
         event = last[name]
         rows.append({
             "name": name, "label": PLATFORM_LABELS[name], "url": f"{settings.public_base_url}/webhooks/{name}",
-            "missing": [v for v in PLATFORM_NEEDS[name] if not getattr(settings, _SETTING_OF[v])],
+            "missing": settings.missing_for(name),
             "last": {"kind": event["kind"], "when": moment(event["at"], now, tz)} if event else None,
         })
     session = db_session()
