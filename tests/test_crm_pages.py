@@ -87,6 +87,15 @@ def test_role_matrix(client, shop, who, allowed, forbidden):
         assert response.status_code == 403 and "Acesso negado" in response.get_data(as_text=True), url
 
 
+def test_a_successful_login_does_not_give_back_the_guesses_counted_before_it(client, session, shop):
+    for _ in range(3):
+        assert login(client, "ana@loja.example", "senha-errada-123").status_code == 401
+    assert login(client, "ana@loja.example").status_code == 302  # the 4th attempt, counted too
+    client.post("/sair")
+    assert login(client, "ana@loja.example", "senha-errada-123").status_code == 401  # the 5th
+    assert login(client, "ana@loja.example", "senha-errada-123").status_code == 429  # not five more
+
+
 def test_login_failures_are_rate_limited_and_inactive_users_cannot_enter(client, session, shop):
     for _ in range(5):
         assert login(client, "ana@loja.example", "senha-errada-123").status_code == 401

@@ -54,10 +54,12 @@ end
 return {1, 0}
 """
 
-# A successful login: the (e-mail, IP) scope starts afresh; the IP scope gives back the attempt it counted, so an
-# office behind one address is not locked by its own successful sign-ins.
+# A successful login: the (e-mail, IP) scope's lock level starts afresh, but not its count: guesses sent in
+# parallel with the right password are still counted against the same five (resetting the count on success let
+# five more of them be checked); the count expires with its window. The IP scope gives back the attempt it
+# counted, so an office behind one address is not locked by its own successful sign-ins.
 _LOGIN_OK = """
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[3])
 local n = tonumber(redis.call('GET', KEYS[4]) or '0')
 if n > 0 then redis.call('DECR', KEYS[4]) end
 return 1
