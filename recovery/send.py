@@ -154,12 +154,7 @@ def process_attempt(session: Session, runtime: Runtime, attempt_id: int, now: da
     settings = load_settings(session)
     decision = eligibility.judge(session, settings, customer, attempt, now, runtime.settings.store_timezone)
     if decision.defer_until is not None:
-        attempt.status = AttemptStatus.DEFERRED
-        attempt.skip_reason = decision.reason
-        attempt.due_at = decision.defer_until
-        session.commit()
-        tracker_of(runtime).note(customer.id, attempt.interaction_at, decision.defer_until)
-        return Outcome("deferred", decision.reason)
+        return _defer(session, runtime, attempt.id, decision.reason, decision.defer_until)
     if not decision.send:
         attempt.status = AttemptStatus.SKIPPED
         attempt.skip_reason = decision.reason

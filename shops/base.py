@@ -156,3 +156,15 @@ def line_sku(line: dict, *ids: str) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+def full_name(payload: dict, places: tuple[str, ...]) -> str | None:
+    """``first_name last_name`` of the first of ``places`` (customer, billing, shipping…) that has one."""
+    for place in places:
+        part = payload.get(place)
+        if not isinstance(part, dict):
+            continue
+        name = " ".join(str(part.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
+        if name:
+            return name
+    return None

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, header_id, hmac_sha256_matches, json_object, line_sku, map_lines, parse_json,
-    platform_fields,
+    Received, external_id, first_phone, full_name, header_id, hmac_sha256_matches, json_object, line_sku, map_lines,
+    parse_json, platform_fields,
 )
 
 CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
@@ -53,15 +53,7 @@ def phone_of(payload: dict) -> str | None:
     return first_phone(payload, _PHONE_PLACES)
 
 
-def _name_of(payload: dict) -> str | None:
-    for place in ("customer", "billing_address", "shipping_address"):
-        part = payload.get(place)
-        if not isinstance(part, dict):
-            continue
-        name = " ".join(str(part.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
-        if name:
-            return name
-    return None
+_NAME_PLACES = ("customer", "billing_address", "shipping_address")
 
 
 def _item(line: dict) -> dict:
@@ -88,7 +80,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
     contract = {
         "event": "cart.updated",
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _name_of(body)},
+        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),
@@ -121,7 +113,7 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
     contract = {
         "event": event,
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _name_of(body)},
+        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),

@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, hmac_sha256_matches, json_object, line_sku, map_lines, parse_json,
-    platform_fields,
+    Received, external_id, first_phone, full_name, hmac_sha256_matches, json_object, line_sku, map_lines,
+    parse_json, platform_fields,
 )
 
 SIGNATURE = "X-WC-Webhook-Signature"
@@ -111,15 +111,7 @@ def status_of(payload: Any) -> str | None:
     return status.strip().lower().removeprefix("wc-") if isinstance(status, str) else None
 
 
-def _name_of(payload: dict) -> str | None:
-    for place in ("billing", "shipping"):
-        part = payload.get(place)
-        if not isinstance(part, dict):
-            continue
-        name = " ".join(str(part.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
-        if name:
-            return name
-    return None
+_NAME_PLACES = ("billing", "shipping")
 
 
 def _utc(value: Any) -> Any:
@@ -174,7 +166,7 @@ def _cart_event(body: dict, phone: str, checkout_url: Any) -> CartEvent:
     contract = {
         "event": "cart.updated",
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _name_of(body)},
+        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
@@ -192,7 +184,7 @@ def _order_event(body: dict, phone: str, event: str) -> OrderEvent:
     contract = {
         "event": event,
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _name_of(body)},
+        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
