@@ -8,7 +8,8 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding", "churn_eval")
+BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding", "churn_eval",
+              "customer_list")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--pg", action="store_true",
                         help="webhook, sends, reply: PostgreSQL (database `bench`) instead of the embedded SQLite")
-    parser.add_argument("--customers", type=int, metavar="N", help="assignment: number of customers")
+    parser.add_argument("--customers", type=int, metavar="N", help="assignment, customer_list: number of customers")
     parser.add_argument("--sellers", type=int, metavar="M", help="assignment: number of sellers")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]

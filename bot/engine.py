@@ -454,6 +454,8 @@ class _Conversation:
         self.state["results"] = [{"p": hit.product.id, "v": [v.id for v in hit.variants]} for hit in shown]
         self.state["list_shown"] = True
         self.state["query"] = " ".join(parse_query(search_text(text)).words)[:200]  # "e em azul?" refines it
+        self.customer.last_search = {"query": text.strip()[:120], "products": [hit.product.id for hit in shown],
+                                     "at": self.now.isoformat()}
         self.state.pop("wanted", None)
         self.set_focus("list")
         produtos = [{"nome": hit.product.name, "preco": brl(_price_of(hit.product, hit.variants)),

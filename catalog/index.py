@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 from unidecode import unidecode
 
 from core.text import normalize
-from models import Product, Variant
+from models import Product, Variant, migrate
 
 # Tables of the index, outside the ORM metadata (FTS5 virtual tables and their shadow tables on SQLite; plain
 # tables on PostgreSQL). Alembic's autogenerate comparison must skip them: see alembic_include_name.
@@ -488,8 +488,11 @@ def _index_what_was_flushed(session: Session, _flush_context) -> None:
 
 
 def alembic_include_name(name: str | None, type_: str, parent_names: dict) -> bool:
-    """Alembic ``include_name`` filter: the index's tables (and FTS5's shadow tables) are not in the ORM
-    metadata and must not be reported as tables to drop."""
+    """Alembic ``include_name`` filter for what the ORM metadata does not describe and must not be reported as
+    something to drop: the index's tables (and FTS5's shadow tables), and the indexes the migrations make by hand
+    (``models.migrate.UNMAPPED_INDEXES``). Here rather than in models because models may not import catalog."""
+    if type_ == "index" and name in migrate.UNMAPPED_INDEXES:
+        return False
     if type_ == "table" and name is not None:
         return not any(name == table or name.startswith(table + "_") for table in INDEX_TABLES)
     return True

@@ -28,12 +28,19 @@ MAX_PHONE_TEXT = 40  # a phone as people write it ("+55 (11) 99999-0001", "whats
 MAX_EXTERNAL_ID = 64  # a shop's cart or order id
 MAX_SKU = 64
 MAX_URL = 500
+MAX_EMAIL = 254
+# The shape only: whether it receives mail is the shop's business.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_COUPON_CODE = 64
 MAX_SELLER_CODE = 32
 MAX_CUSTOMER_NAME = 120
 MAX_PAGE = 10_000  # with 50 rows a page: half a million rows deep is as far as anyone pages
 _ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A day as people in Brazil type it: 31/01/2026, 1/2/2026, 31-01-2026, 31.01.2026, or 31012026 (a phone's numeric
+# keypad has no slash).
+_TYPED_DAY = re.compile(r"([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})|([0-9]{2})([0-9]{2})([0-9]{4})")
+TYPED_DAY_FORMAT = "dd/mm/aaaa"
 
 
 class InputError(ValueError):
@@ -98,6 +105,37 @@ def parse_day(raw: Any, field: str) -> date | None:
     if not supported_day(day):
         raise InputError(field, f"use uma data entre {EARLIEST_DAY:%d/%m/%Y} e {LATEST_DAY:%d/%m/%Y}")
     return day
+
+
+def parse_typed_day(raw: Any, field: str) -> date | None:
+    """A day typed in a form: ``dd/mm/aaaa`` (also ``d/m/aaaa``, with ``-`` or ``.``, or the eight digits
+    ``ddmmaaaa``), or ``AAAA-MM-DD`` as links and bookmarks carry it; spaces around are ignored, empty means None.
+    Within 2000–2100."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InputError(field, f"use o formato {TYPED_DAY_FORMAT}, por exemplo 31/01/2026")
+    text = raw.strip()
+    if not text:
+        return None
+    if _ISO_DAY.fullmatch(text):
+        return parse_day(text, field)
+    match = _TYPED_DAY.fullmatch(text) if text.isascii() and len(text) <= 10 else None
+    if match is None:
+        raise InputError(field, f"use o formato {TYPED_DAY_FORMAT}, por exemplo 31/01/2026")
+    day_text, month_text, year_text = (g for g in match.groups() if g is not None)
+    try:
+        day = date(int(year_text), int(month_text), int(day_text))
+    except ValueError:
+        raise InputError(field, f"a data {text} não existe no calendário") from None
+    if not supported_day(day):
+        raise InputError(field, f"use uma data entre {EARLIEST_DAY:%d/%m/%Y} e {LATEST_DAY:%d/%m/%Y}")
+    return day
+
+
+def format_typed_day(day: date) -> str:
+    """The day as a form shows it and ``parse_typed_day`` reads it back: dd/mm/aaaa."""
+    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
 
 
 def parse_moment(raw: Any, field: str) -> datetime:

@@ -107,6 +107,8 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
         PeriodicJob(func="crm.jobs.assign_backlog", interval=300, queue="default", timeout=600),
         PeriodicJob(func="crm.jobs.follow_up_recoveries", interval=300, queue="low", timeout=600),
         PeriodicJob(func="crm.jobs.repoint_owners", interval=86400, queue="low", timeout=3600),
+        PeriodicJob(func="crm.jobs.refresh_changed_metrics", interval=300, queue="low", timeout=900),
+        PeriodicJob(func="crm.jobs.refresh_all_metrics", interval=86400, queue="low", timeout=3600),
         PeriodicJob(func="shops.jobs.poll_nuvemshop_checkouts", interval=300, queue="low"),
     ]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, union
 from sqlalchemy.orm import Session
 
 from models import Customer, Opportunity, Role, Store, User
@@ -59,6 +59,9 @@ class Action(str, enum.Enum):
     READ_RESULTS = "read_results"  # opportunity results and seller ranking (scoped to the branch)
     USE_SELLER_APP = "use_seller_app"  # /vendedor/
     OWN_ACCOUNT = "own_account"  # change one's own password, sign out
+    # Write to a shopper through the store's WhatsApp number (console conversation, seller's opportunity), scoped to
+    # the customers the user may see. Back office users follow conversations but do not answer them.
+    REPLY_TO_CUSTOMERS = "reply_to_customers"
 
 
 _OFFICE = frozenset({Kind.ADMIN, Kind.BRAND_MANAGER, Kind.BRANCH_MANAGER, Kind.BRAND_BACKOFFICE, Kind.BRANCH_BACKOFFICE})
@@ -77,6 +80,7 @@ PERMISSIONS: dict[Action, frozenset[Kind]] = {
     Action.READ_RESULTS: _OFFICE,
     Action.USE_SELLER_APP: frozenset({Kind.SELLER}),
     Action.OWN_ACCOUNT: _EVERYONE,
+    Action.REPLY_TO_CUSTOMERS: frozenset({Kind.ADMIN, Kind.BRAND_MANAGER, Kind.BRANCH_MANAGER, Kind.SELLER}),
 }
 
 
@@ -150,15 +154,39 @@ def visible_opportunities(session: Session, user: User):
     return select(Opportunity).where(opportunity_clause(session, user))
 
 
+# A seller's customers are listed by id up to this many (a portfolio is a few hundred): PostgreSQL then reads
+# them by primary key instead of testing the OR of owner and held opportunity on every customer.
+MAX_LISTED_IDS = 10_000
+
+
+def listed_customer_ids(session: Session, user: User) -> list[int] | None:
+    """A seller's customers (``customer_clause``) as a list of ids, read through two indexes; None for the users
+    whose scope stays a condition (branch and brand-wide users, whose customers are many) or a seller beyond
+    ``MAX_LISTED_IDS``."""
+    if kind_of(user) is not Kind.SELLER:
+        return None
+    ids = list(session.scalars(union(select(Customer.id).where(Customer.owner_seller_id == user.id),
+                                     select(Opportunity.customer_id).where(Opportunity.seller_id == user.id))
+                               .limit(MAX_LISTED_IDS + 1)))
+    return ids if len(ids) <= MAX_LISTED_IDS else None
+
+
 def visible_customers(session: Session, user: User):
     """The customers ``user`` may see, as a SELECT of Customer (the same rule as ``may_see_customer``): a seller's
     own portfolio and the customers they hold an opportunity for; a branch's customers; every customer for
     brand-wide users."""
-    return select(Customer).where(customer_clause(session, user))
+    ids = listed_customer_ids(session, user)
+    return select(Customer).where(Customer.id.in_(ids) if ids is not None else customer_clause(session, user))
 
 
 def may_see_customer(session: Session, user: User, customer: Customer) -> bool:
     return bool(session.scalar(select(exists().where(Customer.id == customer.id, customer_clause(session, user)))))
+
+
+def may_reply_to(session: Session, user: User, customer: Customer) -> bool:
+    """May ``user`` write to ``customer`` through the store's number: a kind that replies, and a customer they see
+    (a seller: their portfolio and the customers they hold an opportunity for)."""
+    return may(user, Action.REPLY_TO_CUSTOMERS) and may_see_customer(session, user, customer)
 
 
 def may_hand_to(user: User, seller: User) -> bool:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -189,10 +189,12 @@ def _average(totals: list[Decimal]) -> Decimal:
     return (sum(totals, Decimal(0)) / len(totals)).quantize(CENTS, ROUND_HALF_UP)
 
 
-def ticket_factor(recent: list[Decimal], earlier: list[Decimal], store_ticket: Decimal) -> Factor:
-    """``recent``/``earlier``: order totals of the last 12 months and of the 12 before."""
+def ticket_factor(recent: list[Decimal], earlier: list[Decimal], store_ticket: Decimal, *,
+                  money=brl) -> Factor:
+    """``recent``/``earlier``: order totals of the last 12 months and of the 12 before; ``money`` formats the
+    average in the reason."""
     average = _average(recent)
-    opening = f"ticket médio de {brl(average)} nos últimos 12 meses"
+    opening = f"ticket médio de {money(average)} nos últimos 12 meses"
     reference = _average(earlier) if earlier else None
     if reference is not None and reference > 0:
         pct = _percent((average - reference) / reference)
@@ -279,8 +281,10 @@ def band_of(index: float) -> str:
     return "alto"
 
 
-def churn_of(purchases: list[Purchase], now: datetime, norms: StoreNorms) -> Churn:
-    """The churn index of one customer at ``now`` from their live purchases (any order; later ones ignored)."""
+def churn_of(purchases: list[Purchase], now: datetime, norms: StoreNorms, *, explain: bool = True) -> Churn:
+    """The churn index of one customer at ``now`` from their live purchases (any order; later ones ignored).
+    ``explain=False`` (scoring in bulk, where only the index and band are kept) writes money in the reasons as
+    plain numbers: formatting currency was a quarter of the cost."""
     history = sorted((p for p in purchases if now - timedelta(days=HISTORY_DAYS) < p.at <= now),
                      key=lambda p: p.at)
     year_ago = now - timedelta(days=YEAR_DAYS)
@@ -293,12 +297,13 @@ def churn_of(purchases: list[Purchase], now: datetime, norms: StoreNorms) -> Chu
     little_data = len(gaps) + 1 < LITTLE_DATA_POINTS
 
     days = int(_days(now - history[-1].at))
-    interval = _whole_days(norms.median_interval_days if little_data else statistics.mean(gaps))
+    interval = _whole_days(norms.median_interval_days if little_data else statistics.fmean(gaps))
     last_half = sum(1 for p in recent if p.at > half_year_ago)
     earlier_products = set().union(*(p.products for p in earlier)) if earlier else set()
     factors = [
         recency_factor(days, interval, little_data),
-        ticket_factor([p.total for p in recent], [p.total for p in earlier], norms.median_ticket),
+        ticket_factor([p.total for p in recent], [p.total for p in earlier], norms.median_ticket,
+                      money=brl if explain else str),
         frequency_factor(len(recent), gaps),
         growth_factor(last_half, len(recent) - last_half),
         mix_factor(set().union(*(p.products for p in recent)), earlier_products or None),
@@ -320,7 +325,7 @@ def norms_of(histories: Iterable[list[Purchase]], now: datetime) -> StoreNorms:
         kept = sorted(p.at for p in purchases if since < p.at <= now)
         gaps = _gaps(kept)
         if gaps:
-            intervals.append(statistics.mean(gaps))
+            intervals.append(statistics.fmean(gaps))
         totals += [p.total for p in purchases if year_ago < p.at <= now]
     interval = _middle(intervals)
     ticket = _middle(totals)
@@ -380,22 +385,59 @@ def store_norms(session: Session, now: datetime) -> StoreNorms:
         customers=int(middle_intervals[0][1]) if middle_intervals else 0)
 
 
-def load_purchases(session: Session, customer_id: int, now: datetime) -> list[Purchase]:
-    """The customer's live orders of the last 24 months with what each contained: the product's category when the
-    SKU is in the catalog and has one, else the product's key, else the SKU as the order named it."""
-    live = and_(Order.customer_id == customer_id, _live(now - timedelta(days=HISTORY_DAYS), now))
-    orders = session.execute(select(Order.id, Order.placed_at, Order.total).where(live)
-                             .order_by(Order.placed_at, Order.id)).all()
-    products: dict[int, set[str]] = {order_id: set() for order_id, _, _ in orders}
-    for order_id, sku, key, category in session.execute(
-            select(OrderItem.order_id, OrderItem.sku, Product.key, Product.category)
-            .join(Order, Order.id == OrderItem.order_id)
+def purchase_rows(*conditions):
+    """SELECT of the live orders matching ``conditions``, a row per item (one with NULLs for an order without
+    items) with what it was: the product's category when the SKU is in the catalog and has one, else the
+    product's key, else the SKU as the order named it. Ordered by customer, then time, so ``grouped_purchases``
+    can read it as a stream."""
+    return (select(Order.customer_id, Order.id, Order.placed_at, Order.total, OrderItem.sku, Product.key,
+                   Product.category)
+            .outerjoin(OrderItem, OrderItem.order_id == Order.id)
             .outerjoin(Variant, Variant.sku == OrderItem.sku)
             .outerjoin(Product, Product.id == Variant.product_id)
-            .where(live)):
-        products[order_id].add(category or key or sku)
-    return [Purchase(at=placed_at, total=total, products=frozenset(products[order_id]))
-            for order_id, placed_at, total in orders]
+            .where(Order.status != OrderStatus.CANCELLED, *conditions)
+            .order_by(Order.customer_id, Order.placed_at, Order.id))
+
+
+def grouped_purchases(rows: Iterable) -> Iterator[tuple[int, list[Purchase]]]:
+    """(customer id, their purchases) from ``purchase_rows``' rows, one customer at a time."""
+    customer_id = order_id = None
+    purchases: list[Purchase] = []
+    products: set[str] = set()
+    at = total = None
+
+    def close() -> None:
+        if order_id is not None:
+            purchases.append(Purchase(at=at, total=total, products=frozenset(products)))
+
+    for row_customer, row_order, placed_at, row_total, sku, key, category in rows:
+        if row_order != order_id:
+            close()
+            if row_customer != customer_id:
+                if customer_id is not None:
+                    yield customer_id, purchases
+                customer_id, purchases = row_customer, []
+            order_id, at, total, products = row_order, placed_at, row_total, set()
+        if sku is not None:
+            products.add(category or key or sku)
+    close()
+    if customer_id is not None:
+        yield customer_id, purchases
+
+
+def purchases_of(session: Session, customer_ids: list[int], now: datetime) -> dict[int, list[Purchase]]:
+    """Each customer's live orders of the last 24 months (``purchase_rows``), in one query whatever the number of
+    customers. Customers without such orders map to an empty list."""
+    found: dict[int, list[Purchase]] = {customer_id: [] for customer_id in customer_ids}
+    rows = session.execute(purchase_rows(Order.customer_id.in_(customer_ids),
+                                         _live(now - timedelta(days=HISTORY_DAYS), now)))
+    found.update(grouped_purchases(rows))
+    return found
+
+
+def load_purchases(session: Session, customer_id: int, now: datetime) -> list[Purchase]:
+    """One customer's ``purchases_of``."""
+    return purchases_of(session, [customer_id], now)[customer_id]
 
 
 def customer_churn(session: Session, customer_id: int, now: datetime, norms: StoreNorms | None = None) -> Churn:

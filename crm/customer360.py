@@ -48,6 +48,8 @@ class PeriodValues:
     revenue: Decimal
     orders: int
     items: int
+    products: int = 0  # distinct SKUs bought
+    coupon_orders: int = 0  # orders that used a coupon code
 
     @property
     def average_ticket(self) -> Decimal:
@@ -59,20 +61,22 @@ class PeriodValues:
 
     def as_json(self) -> dict:
         return {"revenue": _money(self.revenue), "orders": self.orders, "average_ticket": _money(self.average_ticket),
-                "items_per_order": str(self.items_per_order.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))}
+                "items_per_order": str(self.items_per_order.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)),
+                "distinct_products": self.products, "coupon_orders": self.coupon_orders}
 
 
 def period_values(session: Session, customer_id: int, start: datetime, end: datetime) -> PeriodValues:
-    """Revenue, orders and items of the customer's live orders placed in [start, end)."""
-    revenue, orders = session.execute(
-        select(func.coalesce(func.sum(Order.total), 0), func.count(Order.id))
-        .where(Order.customer_id == customer_id, Order.status.in_(LIVE), Order.placed_at >= start,
-               Order.placed_at < end)).one()
-    items = session.scalar(
-        select(func.coalesce(func.sum(OrderItem.quantity), 0)).join(Order, Order.id == OrderItem.order_id)
-        .where(Order.customer_id == customer_id, Order.status.in_(LIVE), Order.placed_at >= start,
-               Order.placed_at < end))
-    return PeriodValues(Decimal(str(revenue)), int(orders), int(items or 0))
+    """Revenue, orders, items, distinct products and orders with a coupon of the customer's live orders placed
+    in [start, end)."""
+    placed = (Order.customer_id == customer_id, Order.status.in_(LIVE), Order.placed_at >= start,
+              Order.placed_at < end)
+    revenue, orders, coupons = session.execute(
+        select(func.coalesce(func.sum(Order.total), 0), func.count(Order.id), func.count(Order.coupon_code))
+        .where(*placed)).one()
+    items, products = session.execute(
+        select(func.coalesce(func.sum(OrderItem.quantity), 0), func.count(func.distinct(OrderItem.sku)))
+        .join(Order, Order.id == OrderItem.order_id).where(*placed)).one()
+    return PeriodValues(Decimal(str(revenue)), int(orders), int(items or 0), int(products or 0), int(coupons or 0))
 
 
 def _month_start(moment: datetime, back: int = 0) -> datetime:
@@ -123,13 +127,19 @@ def overview(session: Session, customer: Customer, now: datetime, period_days: i
     current = period_values(session, customer.id, now - span, now)
     before = period_values(session, customer.id, now - 2 * span, now - span)
     lifetime = period_values(session, customer.id, datetime(2000, 1, 1, tzinfo=timezone.utc), now + timedelta(seconds=1))
-    first = session.scalar(select(func.min(Order.placed_at))
-                           .where(Order.customer_id == customer.id, Order.status.in_(LIVE)))
+    first, latest = session.execute(select(func.min(Order.placed_at), func.max(Order.placed_at))
+                                    .where(Order.customer_id == customer.id, Order.status.in_(LIVE),
+                                           Order.placed_at <= now)).one()
+    interval = None  # the mean days between purchases, over the whole history
+    if first is not None and lifetime.orders > 1:
+        interval = round((latest - first).total_seconds() / 86400 / (lifetime.orders - 1), 1)
     return {
         "period_days": period_days,
         "period": current.as_json(),
         "previous_period": before.as_json(),
-        "lifetime": {**lifetime.as_json(), "first_purchase_at": _iso(first)},
+        "lifetime": {**lifetime.as_json(), "first_purchase_at": _iso(first),
+                     "days_since_last_purchase": int((now - latest).total_seconds() // 86400) if latest else None,
+                     "average_interval_days": interval},
         "history": monthly_history(session, customer.id, now),
         "last_purchase": last_purchase(session, customer.id),
     }

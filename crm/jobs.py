@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.runtime import get_runtime
-from crm import assignment, portfolio, sources
+from crm import assignment, metrics, portfolio, sources
 from models import utcnow
 
 
@@ -33,3 +33,13 @@ def repoint_owners() -> int:
     runtime = get_runtime()
     with runtime.db.transaction() as session:
         return portfolio.repoint_owners(session)
+
+
+def refresh_changed_metrics() -> int:
+    """Periodic: the Clientes list's figures for customers whose orders changed."""
+    return metrics.refresh_changed(get_runtime().db, utcnow())
+
+
+def refresh_all_metrics() -> int:
+    """Daily: every customer's figures (the churn index moves with time alone)."""
+    return metrics.refresh_all(get_runtime().db, utcnow())

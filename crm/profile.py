@@ -4,7 +4,7 @@ Also the customer 360 view of the API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -19,21 +19,45 @@ from models import (
 
 HISTORY_LIMIT = 50
 RECOMMENDED_LIMIT = 5
-SUGGESTION_VARIABLES = ("nome", "vendedor", "loja", "produtos", "codigo_vendedor")
+SUGGESTION_VARIABLES = ("nome", "vendedor", "loja", "produtos", "codigo_vendedor", "busca")
+LAST_SEARCH_DAYS = 30  # an older search says little about what they want now
+
+
+def last_search(customer: Customer, now: datetime) -> dict | None:
+    """{"query", "products" (ids), "at" (datetime)}: what the bot last found for the customer, if recent."""
+    found = customer.last_search
+    if not isinstance(found, dict) or not isinstance(found.get("query"), str):
+        return None
+    try:
+        at = datetime.fromisoformat(str(found.get("at")))
+    except ValueError:
+        return None
+    if at.tzinfo is None or now - at > timedelta(days=LAST_SEARCH_DAYS):
+        return None
+    ids = [i for i in found.get("products") or [] if isinstance(i, int)]
+    return {"query": found["query"], "products": ids, "at": at}
 
 
 def recommended_products(session: Session, customer: Customer, skus: list[str] | None = None,
                          now: datetime | None = None) -> list[Product]:
-    """The opportunity's own products, else what the customer left in their latest cart, else the customer
-    360's recommendations (what they would buy again, then what other customers buy most, then what is new and
-    selling), so a seller always has something to offer."""
+    """The opportunity's own products, else what the customer left in their latest cart, else what the bot
+    last found for them (in the last 30 days), else the customer 360's recommendations (what they would buy
+    again, then what other customers buy most, then what is new and selling), so a seller always has something
+    to offer."""
+    now = now or utcnow()
     if not skus:
         cart = session.scalar(select(Cart).where(Cart.customer_id == customer.id,
                                                  Cart.status != CartStatus.CONVERTED)
                               .order_by(Cart.updated_at.desc()).limit(1))
         skus = [item.sku for item in cart.items] if cart is not None else []
+    searched = last_search(customer, now) if not skus else None
+    if searched and searched["products"]:
+        ids = searched["products"][:RECOMMENDED_LIMIT]
+        found = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids), Product.active))}
+        if found:
+            return [found[i] for i in ids if i in found]
     if not skus:
-        lists = recommendations.recommendations(session, customer.id, now or utcnow(), limit=RECOMMENDED_LIMIT)
+        lists = recommendations.recommendations(session, customer.id, now, limit=RECOMMENDED_LIMIT)
         ids = list(dict.fromkeys(r.product_id for name in ("repurchase", "popular", "trending")
                                  for r in lists[name]))[:RECOMMENDED_LIMIT]
         found = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))} if ids else {}
@@ -47,9 +71,12 @@ def recommended_products(session: Session, customer: Customer, skus: list[str] |
     return list({p.id: p for p in products}.values())[:RECOMMENDED_LIMIT]
 
 
-def suggestion_variables(customer: Customer, seller: User | None, store_name: str, products: list[Product]) -> dict:
+def suggestion_variables(customer: Customer, seller: User | None, store_name: str, products: list[Product],
+                         now: datetime | None = None) -> dict:
     first_name = (customer.name or "").split(" ")[0] or "tudo bem"
+    searched = last_search(customer, now or utcnow())
     return {
+        "busca": searched["query"] if searched else "",
         "nome": first_name,
         "vendedor": seller.name if seller else "a equipe",
         "loja": store_name,
@@ -59,12 +86,13 @@ def suggestion_variables(customer: Customer, seller: User | None, store_name: st
 
 
 SUGGESTION_SAMPLE = {"nome": "Ana", "vendedor": "Bruno", "loja": "Loja Demo", "produtos": "Tênis Corrida Preto",
-                     "codigo_vendedor": "V001"}
+                     "codigo_vendedor": "V001", "busca": "tênis de corrida 40"}
 # What suggestion_variables gives for other opportunities: a saved message must work for each of them too.
 SUGGESTION_VARIANTS: list[tuple[str, dict]] = [
     ("para uma oportunidade sem produtos", {"produtos": ""}),
     ("para um vendedor sem código", {"codigo_vendedor": ""}),
     ("sem produtos nem código de vendedor", {"produtos": "", "codigo_vendedor": ""}),
+    ("para um cliente que não buscou nada", {"busca": ""}),
     ("para um cliente sem nome nem vendedor", {"nome": "tudo bem", "vendedor": "a equipe", "codigo_vendedor": ""}),
 ]
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.inputs import EMAIL, MAX_EMAIL
 from core.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password, hash_token, new_api_token
 from models import ApiToken, Role, User, UserSession
-
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class UserError(ValueError):
@@ -26,7 +24,7 @@ def create_user(
     session: Session, *, email: str, role: str, password: str, name: str | None = None, store_id: int | None = None
 ) -> User:
     email = email.strip().lower()
-    if not EMAIL_RE.match(email):
+    if len(email) > MAX_EMAIL or not EMAIL.match(email):
         raise UserError("email", "e-mail inválido")
     try:
         role_value = Role(role)

@@ -29,7 +29,7 @@ with engine.connect() as connection:
             target_metadata=Base.metadata,
             render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables the same way on both
             compare_type=True,
-            include_name=alembic_include_name,  # the search index's tables are not in the ORM metadata
+            include_name=alembic_include_name,  # what the ORM metadata does not describe
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -5,7 +5,7 @@ from models.bot import BotText, FaqEntry, HandoffRequest, HandoffStatus
 from models.catalog import Product, Variant
 from models.commerce import Cart, CartItem, CartStatus, Order, OrderItem, OrderStatus
 from models.crm import (
-    NOTE_KINDS, OPEN_STATUSES, CrmSettings, CustomerNote, Opportunity, OpportunityEvent, OpportunityResult,
+    NOTE_KINDS, OPEN_STATUSES, CrmSettings, CustomerMetrics, CustomerNote, Opportunity, OpportunityEvent, OpportunityResult,
     OpportunityStatus, OpportunityType,
 )
 from models.db import Database, make_engine
@@ -17,7 +17,7 @@ from models.recovery import (
 from models.system import SystemFlag, WebhookSecret
 
 __all__ = [
-    "CustomerNote", "NOTE_KINDS",
+    "CustomerNote", "CustomerMetrics", "NOTE_KINDS",
     "Base", "ZERO", "utcnow", "Database", "make_engine",
     "Store", "User", "UserSession", "Role", "ApiToken", "Customer", "Product", "Variant",
     "Message", "MessageStatus", "Direction",

@@ -82,7 +82,8 @@ class Order(Base):
     seller_code: Mapped[str | None] = mapped_column(String(32), index=True)
     placed_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexed: crm.metrics refreshes the customers whose orders changed since its last run.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     customer: Mapped[Customer] = relationship()
     items: Mapped[list["OrderItem"]] = relationship(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Float, ForeignKey, event, Index, Integer, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, JSONType, enum_column, utcnow
+from models.base import ZERO, Base, JSONType, enum_column, utcnow
 from models.people import Customer, User
 
 DEFAULT_SUGGESTED_MESSAGE = (
@@ -59,6 +60,9 @@ class CrmSettings(Base):
     opening_hours: Mapped[dict | None] = mapped_column(JSONType)
     # A handoff's opportunity is due this many minutes of opening hours after the shopper asked (5..1440).
     handoff_response_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+    # Deadlines by opportunity type and priority, in hours of opening time (crm.opportunities.deadline_rules:
+    # {"behavior": {"high": 4, "normal": 24, "low": 48}, ...}); None or a missing cell: the default rules.
+    deadline_hours: Mapped[dict | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -70,6 +74,8 @@ class Opportunity(Base):
               sqlite_where=text("status != 'finished'"), postgresql_where=text("status != 'finished'")),
         Index("ix_opportunities_queue", "status", "priority", "created_at"),
         Index("ix_opportunities_seller_status", "seller_id", "status"),
+        # "the customers a seller (or a branch's sellers) holds an opportunity for": the Clientes list's scope.
+        Index("ix_opportunities_customer_seller", "customer_id", "seller_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -144,6 +150,36 @@ class CustomerNote(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User | None] = relationship()
+
+
+class CustomerMetrics(Base):
+    """One customer's buying figures, kept by ``crm.metrics`` so the Clientes list filters and sorts 1 M customers
+    by last purchase, revenue and churn risk through indexes (and segments read the same numbers). A cache of the
+    orders: refreshed for customers whose orders changed within minutes, and for everyone daily (churn moves with
+    time); no row yet means never refreshed, read as "no purchase"."""
+
+    __tablename__ = "customer_metrics"
+    # Each sort of the list walks one index backwards (…DESC, customer_id DESC): revenue here; last purchase and
+    # risk, which are NULL for some customers, in hand-made indexes (models.migrate.UNMAPPED_INDEXES) because
+    # PostgreSQL needs NULLS FIRST for a backward walk to give DESC NULLS LAST.
+    __table_args__ = (Index("ix_customer_metrics_revenue", "revenue", "customer_id"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer, default=0)  # live orders (created or paid), lifetime
+    revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=ZERO)  # their totals, lifetime
+    first_purchase_at: Mapped[datetime | None]
+    last_purchase_at: Mapped[datetime | None]
+    churn_index: Mapped[float | None] = mapped_column(Float)  # crm.churn; None for inactive customers
+    churn_band: Mapped[str] = mapped_column(String(8), default="inativo")  # crm.churn.BANDS
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(Customer, "after_insert")
+def _metrics_row_for_a_new_customer(mapper, connection, target: Customer) -> None:
+    """Every customer has a metrics row from the moment it exists (in the same transaction), so the list can
+    join the figures instead of outer-joining them; ``crm.metrics`` fills them in."""
+    connection.execute(CustomerMetrics.__table__.insert().values(
+        customer_id=target.id, orders=0, revenue=ZERO, churn_band="inativo", refreshed_at=utcnow()))
 
 
 # What a note is, as the Contato tab files it (the labels a seller reads are in web.formatting).

@@ -10,7 +10,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, enum_column, utcnow
-from models.people import Customer
+from models.people import Customer, User
 
 
 class Direction(str, enum.Enum):
@@ -136,6 +136,10 @@ class Message(Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # The person (seller, manager, admin) who wrote an outbound message from the console or the seller app; NULL
+    # for the bot, the recoverer and inbound messages.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     customer: Mapped[Customer] = relationship()
     template: Mapped[WhatsAppTemplate | None] = relationship()
+    author: Mapped[User | None] = relationship()

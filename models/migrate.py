@@ -9,6 +9,15 @@ from sqlalchemy import Engine
 from core.settings import PROJECT_ROOT
 
 
+# Indexes the migrations create by hand because the ORM cannot declare them for both backends (expressions, and
+# PostgreSQL-only trigram indexes): autogenerate must not report them as indexes to drop.
+UNMAPPED_INDEXES = frozenset({
+    "ix_customers_name_order", "ix_customers_name_trgm", "ix_customers_city_trgm", "ix_customers_email_trgm",
+    "ix_customers_phone_trgm", "ix_customer_metrics_last_purchase", "ix_customer_metrics_risk",
+    "ix_customer_metrics_band_risk",
+})
+
+
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))

@@ -82,23 +82,32 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     name: Mapped[str | None] = mapped_column(String(120))
+    # As the shop last sent it (orders and carts from Shopify, Nuvemshop, WooCommerce or the store API carry it);
+    # searched in the Clientes list. Never used to send anything.
+    email: Mapped[str | None] = mapped_column(String(254))
     ddd: Mapped[str | None] = mapped_column(String(2), index=True)
     city: Mapped[str | None] = mapped_column(String(80))
     state: Mapped[str | None] = mapped_column(String(2))
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)  # a branch's customers
     owner_seller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     opted_out_at: Mapped[datetime | None]
     # The bot asked "do you want to stop receiving our messages?" and the shopper has not answered yet: no
     # automated message meanwhile (channel.consent reads the answer).
     opt_out_asked_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    # What the bot last found for them: {"query": "tenis corrida 40", "products": [ids], "at": ISO time}. The
+    # seller's suggestion offers it when there is no cart (the conversation's own state expires in Redis).
+    last_search: Mapped[dict | None] = mapped_column(JSONType)
     # Meta's WhatsApp id for this shopper exactly as Meta sent it (a Brazilian mobile may lack the ninth digit):
     # replies go to it. NULL until they write through Meta.
     wa_id: Mapped[str | None] = mapped_column(String(20))
     # The shopper asked WhatsApp to stop marketing messages from this business (Meta's user_preferences
     # webhook, or error 131050): no recovery or campaign message; replies in a chat still go.
     marketing_opted_out_at: Mapped[datetime | None]
+    # When a person (seller, manager) last wrote to the shopper from the console or the seller app: the bot stays
+    # silent until HUMAN_PAUSE_MINUTES pass without another human message (bot.human_replies).
+    human_replied_at: Mapped[datetime | None]
     # Created by the development simulator (outbox mode): the only conversations the simulator may show.
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -144,15 +153,19 @@ class UserSession(Base):
     user: Mapped[User] = relationship()
 
 
-def upsert_customer(session: Session, phone: str, name: str | None) -> Customer:
-    """The customer with this phone, created with its DDD location if new. Safe against a concurrent insert."""
+def upsert_customer(session: Session, phone: str, name: str | None, email: str | None = None) -> Customer:
+    """The customer with this phone, created with its DDD location if new (the shop's latest e-mail kept).
+    Safe against a concurrent insert."""
     customer = session.scalar(select(Customer).where(Customer.phone == phone))
     if customer is not None:
         if name and not customer.name:
             customer.name = name
+        if email and customer.email != email:
+            customer.email = email
         return customer
     location = location_of(phone)
-    customer = Customer(phone=phone, name=name, ddd=location.ddd, city=location.city, state=location.state, tags=[])
+    customer = Customer(phone=phone, name=name, email=email, ddd=location.ddd, city=location.city,
+                        state=location.state, tags=[])
     try:
         with session.begin_nested():
             session.add(customer)

@@ -13,7 +13,22 @@ from models.base import ZERO, Base, JSONType, enum_column, utcnow
 from models.messaging import Message
 from models.people import Customer
 
+# The message a store starts with, readable by a shopkeeper: {{ itens }} prints the ready list of the cart.
+# Applied by the ORM (no server default): a deployment whose settings were never saved sends it; a saved row keeps
+# the text it was saved with (LEGACY_DEFAULT_TEMPLATE below still renders the same).
 DEFAULT_TEMPLATE = (
+    "Oi, {{ nome }}! Vimos que você deixou alguns itens esperando na {{ loja }}.\n"
+    "{% if itens %}\n"
+    "{{ itens }}\n"
+    "Total: {{ total }}\n"
+    "{% endif %}\n"
+    "{% if cupom %}\n"
+    "Use o cupom *{{ cupom }}* e ganhe {{ desconto }}, válido até {{ validade_cupom }}: {{ link_cupom }}\n"
+    "{% endif %}\n"
+    "Para finalizar sua compra: {{ link_checkout }}"
+)
+# The default before the issue 20 console work, still stored by installs that saved their settings.
+LEGACY_DEFAULT_TEMPLATE = (
     "Oi, {{ nome }}! Vimos que você deixou alguns itens esperando na {{ loja }}"
     "{% if itens %}: {% for item in itens %}{{ item.quantidade }}x {{ item.nome }}{% if not loop.last %}, {% endif %}"
     "{% endfor %}{% if outros_itens %} e mais {{ outros_itens }} {{ 'item' if outros_itens == 1 else 'itens' }}"

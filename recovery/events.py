@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from models.people import upsert_customer
 from core.inputs import (
     EARLIEST, LATEST, MAX_COUPON_CODE, MAX_CUSTOMER_NAME, MAX_EXTERNAL_ID, MAX_PHONE_TEXT, MAX_SELLER_CODE, MAX_SKU,
-    MAX_URL, MONEY,
+    MAX_URL, MONEY, EMAIL, MAX_EMAIL,
 )
 from core.phones import InvalidPhone, mask_phone, normalize_phone
 from core.runtime import Runtime
@@ -65,6 +65,7 @@ class EventInvalid(ValueError):
 class EventCustomer:
     phone: str  # E.164
     name: str | None
+    email: str | None = None  # kept on the customer (searched in the Clientes list), never written to
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,11 @@ class _Checker:
                           "telefone inválido; use o formato internacional, por exemplo +5511999990001")
         name = self.text(value.get("name", _MISSING), "customer.name", max_len=MAX_CUSTOMER_NAME, required=False,
                          cut=True)
-        return EventCustomer(phone, name) if phone else None
+        email = self.text(value.get("email", _MISSING), "customer.email", max_len=MAX_EMAIL, required=False)
+        if email is not None and not EMAIL.match(email):
+            self.fail("customer.email", "e-mail inválido")
+            email = None
+        return EventCustomer(phone, name, email) if phone else None
 
     def items(self, value: Any) -> tuple[EventItem, ...] | None:
         if value is _MISSING or value is None:
@@ -391,7 +396,7 @@ def apply_cart_event(session: Session, runtime: Runtime, event: CartEvent, now: 
     if not _record(session, event.event, event.id, event.updated_at, now):
         session.rollback()
         return "duplicate"
-    customer = upsert_customer(session, event.customer.phone, event.customer.name)
+    customer = upsert_customer(session, event.customer.phone, event.customer.name, event.customer.email)
 
     def build() -> Cart:
         return Cart(external_id=event.id, source="store", customer_id=customer.id, currency=event.currency,
@@ -439,7 +444,7 @@ def apply_order_event(session: Session, runtime: Runtime, event: OrderEvent, now
     if not _record(session, event.event, event.id, event.created_at, now):
         session.rollback()
         return "duplicate"
-    customer = upsert_customer(session, event.customer.phone, event.customer.name)
+    customer = upsert_customer(session, event.customer.phone, event.customer.name, event.customer.email)
     status = event.status
 
     def build() -> Order:

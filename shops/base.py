@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
-from core.inputs import MAX_EXTERNAL_ID
+from core.inputs import EMAIL, MAX_EMAIL, MAX_EXTERNAL_ID
 from core.phones import InvalidPhone, normalize_phone
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent
@@ -106,6 +106,23 @@ def first_phone(payload: dict, places: tuple[tuple[str, ...], ...]) -> str | Non
             except InvalidPhone:
                 continue
     return None
+
+
+def first_email(payload: dict, places: tuple[tuple[str, ...], ...]) -> str | None:
+    """The first value at ``places`` that has an e-mail's shape (a platform's malformed e-mail is left out, never
+    a reason to refuse the order)."""
+    for path in places:
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and len(value.strip()) <= MAX_EMAIL and EMAIL.match(value.strip()):
+            return value.strip()
+    return None
+
+
+def customer_fields(phone: str, name: str | None, email: str | None) -> dict:
+    """The store event's ``customer`` object (``email`` only when the platform sent one)."""
+    return {"phone": phone, "name": name, **({"email": email} if email else {})}
 
 
 def external_id(value: Any) -> Any:

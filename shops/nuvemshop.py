@@ -42,8 +42,8 @@ from recovery.events import (
 )
 from shops import activity
 from shops.base import (
-    Received, ShopUnavailable, external_id, first_phone, hmac_sha256_matches, json_object, line_sku, map_lines,
-    parse_json, platform_fields,
+    Received, ShopUnavailable, customer_fields, external_id, first_email, first_phone, hmac_sha256_matches,
+    json_object, line_sku, map_lines, parse_json, platform_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ _ORDER_PHONES = (("contact_phone",), ("customer", "phone"), ("billing_phone",), 
                  ("customer", "default_address", "phone"))
 _CHECKOUT_PHONES = (("contact_phone",), ("billing_phone",), ("shipping_phone",))
 _ORDER_NAMES = (("contact_name",), ("customer", "name"), ("billing_name",))
+_EMAILS = (("contact_email",), ("customer", "email"))
 _CHECKOUT_NAMES = (("contact_name",), ("billing_name",), ("shipping_name",))
 
 # Our contract's field -> Nuvemshop's, for error messages the merchant's developer can look up.
@@ -167,7 +168,7 @@ def order_to_order_event(payload: Any) -> OrderEvent | None:
     contract = {
         "event": order_status(body),
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _first_text(body, _ORDER_NAMES)},
+        "customer": customer_fields(phone, _first_text(body, _ORDER_NAMES), first_email(body, _EMAILS)),
         "items": map_lines(body.get("products"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
@@ -194,7 +195,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
     contract = {
         "event": "cart.abandoned",
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": _first_text(body, _CHECKOUT_NAMES)},
+        "customer": customer_fields(phone, _first_text(body, _CHECKOUT_NAMES), first_email(body, _EMAILS)),
         "items": map_lines(body.get("products"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, full_name, header_id, hmac_sha256_matches, json_object, line_sku, map_lines,
-    parse_json, platform_fields,
+    Received, customer_fields, external_id, first_email, first_phone, full_name, header_id, hmac_sha256_matches,
+    json_object, line_sku, map_lines, parse_json, platform_fields,
 )
 
 CHECKOUT_TOPICS = ("checkouts/create", "checkouts/update")
@@ -54,6 +54,7 @@ def phone_of(payload: dict) -> str | None:
 
 
 _NAME_PLACES = ("customer", "billing_address", "shipping_address")
+_EMAIL_PLACES = (("email",), ("contact_email",), ("customer", "email"))
 
 
 def _item(line: dict) -> dict:
@@ -80,7 +81,7 @@ def checkout_to_cart_event(payload: Any) -> CartEvent | None:
     contract = {
         "event": "cart.updated",
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
+        "customer": customer_fields(phone, full_name(body, _NAME_PLACES), first_email(body, _EMAIL_PLACES)),
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),
@@ -113,7 +114,7 @@ def order_to_order_event(payload: Any, topic: str) -> OrderEvent | None:
     contract = {
         "event": event,
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
+        "customer": customer_fields(phone, full_name(body, _NAME_PLACES), first_email(body, _EMAIL_PLACES)),
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total_price"),
         "currency": body.get("currency"),

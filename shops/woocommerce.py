@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 from core.settings import Settings
 from recovery.events import CartEvent, EventInvalid, OrderEvent, validate_cart_event, validate_order_event
 from shops.base import (
-    Received, external_id, first_phone, full_name, hmac_sha256_matches, json_object, line_sku, map_lines,
-    parse_json, platform_fields,
+    Received, customer_fields, external_id, first_email, first_phone, full_name, hmac_sha256_matches, json_object,
+    line_sku, map_lines, parse_json, platform_fields,
 )
 
 SIGNATURE = "X-WC-Webhook-Signature"
@@ -112,6 +112,7 @@ def status_of(payload: Any) -> str | None:
 
 
 _NAME_PLACES = ("billing", "shipping")
+_EMAIL_PLACES = (("billing", "email"),)
 
 
 def _utc(value: Any) -> Any:
@@ -166,7 +167,7 @@ def _cart_event(body: dict, phone: str, checkout_url: Any) -> CartEvent:
     contract = {
         "event": "cart.updated",
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
+        "customer": customer_fields(phone, full_name(body, _NAME_PLACES), first_email(body, _EMAIL_PLACES)),
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),
@@ -184,7 +185,7 @@ def _order_event(body: dict, phone: str, event: str) -> OrderEvent:
     contract = {
         "event": event,
         "id": external_id(body.get("id")),
-        "customer": {"phone": phone, "name": full_name(body, _NAME_PLACES)},
+        "customer": customer_fields(phone, full_name(body, _NAME_PLACES), first_email(body, _EMAIL_PLACES)),
         "items": map_lines(body.get("line_items"), _item),
         "total": body.get("total"),
         "currency": body.get("currency"),

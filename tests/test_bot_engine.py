@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot import texts
 from bot.engine import respond
-from models import BotText, Cart, CartStatus, Customer, HandoffRequest, Order, OrderStatus
+from models import BotText, Cart, CartStatus, Customer, HandoffRequest, Order, OrderStatus, Product
 from models.demo import seed
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=timezone.utc)
@@ -68,6 +68,18 @@ def test_search_finds_the_black_running_shoe_with_price_and_link(chat, text):
     assert "*1.* Tênis Corrida Preto — R$\xa0299,90" in reply
     assert "https://loja.example/produto/" in reply
     assert "Camiseta" not in reply  # only products matching every word
+
+
+def test_a_search_is_kept_on_the_customer_for_the_sellers_suggestion(chat, shop, ana):
+    chat("tem tenis preto 42?")
+    shop.refresh(ana)
+    found = ana.last_search
+    assert found["query"] == "tem tenis preto 42?" and found["at"] == NOW.isoformat()
+    names = [shop.get(Product, i).name for i in found["products"]]
+    assert names and names[0] == "Tênis Corrida Preto"
+    chat("oi")  # a message that is not a search leaves it as it was
+    shop.refresh(ana)
+    assert ana.last_search == found
 
 
 @pytest.mark.parametrize("text,expected", [("camizeta branca", "Camiseta Básica Branca"),
@@ -309,7 +321,7 @@ def test_another_colour_of_the_product_in_view_is_its_twin_product(chat):
                                   "quero ser atendida por uma pessoa de verdade", "robô não, quero gente"])
 def test_asking_for_a_person_in_any_phrasing_says_when(chat, shop, text):
     reply = chat(text)
-    assert "vai falar com você por aqui em até 30 minutos" in reply
+    assert "vai falar com você por aqui, no WhatsApp da loja, em até 30 minutos" in reply
     assert shop.scalar(select(func.count()).select_from(HandoffRequest)) == 1
 
 

@@ -63,10 +63,14 @@ def world(session):
 def test_overview_values_by_hand(session, world):
     body = customer360.overview(session, world["customer"], NOW)
     # 419.70 + 59.90 = 479.60 in 2 orders, 4 items; the cancelled order does not count.
-    assert body["period"] == {"revenue": "479.60", "orders": 2, "average_ticket": "239.80", "items_per_order": "2.0"}
+    # Two products (TEN-40, CAM-M), no coupon.
+    assert body["period"] == {"revenue": "479.60", "orders": 2, "average_ticket": "239.80", "items_per_order": "2.0",
+                              "distinct_products": 2, "coupon_orders": 0}
     assert body["previous_period"] == {"revenue": "119.80", "orders": 1, "average_ticket": "119.80",
-                                       "items_per_order": "2.0"}
+                                       "items_per_order": "2.0", "distinct_products": 1, "coupon_orders": 0}
     assert body["lifetime"]["revenue"] == "599.40" and body["lifetime"]["orders"] == 3
+    # From 120 to 10 days ago, 3 purchases: every 55 days on average; the last one 10 days ago.
+    assert body["lifetime"]["average_interval_days"] == 55.0 and body["lifetime"]["days_since_last_purchase"] == 10
     last = body["last_purchase"]
     assert last["id"] == "o-1" and last["total"] == "419.70" and last["seller"] == "Ana" and last["store"]
     assert [item["sku"] for item in last["items"]] == ["TEN-40", "CAM-M"]
@@ -153,3 +157,27 @@ def test_an_opportunity_without_products_or_cart_offers_the_customer_360s_recomm
     offered = recommended_products(session, world["customer"], [], now=NOW)
     assert [p.key for p in offered] == ["bone"]  # bought by 2 other customers; her own products are not repeated
     assert recommended_products(session, world["customer"], ["TEN-40"], now=NOW)[0].key == "tenis-corrida"
+
+
+def test_without_a_cart_the_last_recent_search_comes_before_the_360_lists(session, world):
+    from crm.profile import recommended_products, suggestion_variables
+
+    shirt = session.scalar(select(Product).where(Product.key == "camiseta"))
+    who = world["customer"]
+    who.last_search = {"query": "camiseta branca M", "products": [shirt.id, 987654],
+                       "at": (NOW - timedelta(days=2)).isoformat()}
+    session.flush()
+    assert [p.key for p in recommended_products(session, who, [], now=NOW)] == ["camiseta"]  # unknown id dropped
+    assert suggestion_variables(who, None, "Loja", [], NOW)["busca"] == "camiseta branca M"
+    # An opportunity's own products still come first.
+    assert recommended_products(session, who, ["TEN-40"], now=NOW)[0].key == "tenis-corrida"
+    # A search over 30 days old, or a malformed one, is not offered: the 360 lists are, as with no search.
+    who.last_search = None
+    session.flush()
+    without = [p.key for p in recommended_products(session, who, [], now=NOW)]
+    for stale in ({"query": "camiseta", "products": [shirt.id], "at": (NOW - timedelta(days=31)).isoformat()},
+                  {"query": "camiseta", "products": [shirt.id], "at": "ontem"}, {"products": "x"}):
+        who.last_search = stale
+        session.flush()
+        assert [p.key for p in recommended_products(session, who, [], now=NOW)] == without
+        assert suggestion_variables(who, None, "Loja", [], NOW)["busca"] == ""

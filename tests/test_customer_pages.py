@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from crm import metrics
 from crm.access import may_see_customer, visible_customers
 from crm.users import create_user
 from models import (
@@ -86,6 +87,10 @@ def world(session):
     _order(session, people["carla"], "o-4", 200, [("X-1", "Sofá", 1, "1000.00")])
     _order(session, people["diego"], "o-5", 30, [("X-2", "Meia", 1, "50.00")])
     people["carla"].opted_out_at = NOW - timedelta(days=3)
+    people["fabio"].email = "Fabio.Mendes@Example.com"
+    session.flush()
+    # The list reads crm.metrics' figures, which the scheduler keeps; here they are computed at once.
+    metrics.refresh(session, [c.id for c in people.values()], NOW)
     session.commit()
     return {"sp": sp, "rj": rj, "users": users, "customers": people}
 
@@ -148,6 +153,7 @@ def test_search_by_name_phone_digits_and_city_without_case(app, world):
     assert listed(client.get("/clientes?q=(21) 96666-0004")) == ["Eva Nunes"]
     assert listed(client.get("/clientes?q=campinas")) == ["Carla Souza"]
     assert listed(client.get("/clientes?q=100%25")) == []  # a LIKE wildcard is a character like any other
+    assert listed(client.get("/clientes?q=mendes@example")) == ["Fábio Mendes"]  # the e-mail, any case
     # A seller searches only their own customers.
     assert listed(login(app, "ana").get("/clientes?q=souza")) == []
 
@@ -181,6 +187,37 @@ def test_sorting_by_name_last_purchase_and_revenue(app, world):
     assert "R$ 599,40" in text(client.get("/clientes?q=beatriz"))
 
 
+def test_filters_by_risk_band_and_last_purchase_and_sorting_by_risk(app, world):
+    client = login(app, "dona")
+    # Beatriz bought 10, 60 and 120 days ago (steady): low risk; Diego once, 30 days ago; Carla once, 200 days ago
+    # (over twice the store's interval): high; Eva and Fábio never bought.
+    assert listed(client.get("/clientes?risco=inativo")) == ["Eva Nunes", "Fábio Mendes"]
+    assert listed(client.get("/clientes?risco=alto")) == ["Carla Souza"]
+    assert listed(client.get("/clientes?ultima_compra=30")) == ["Beatriz Lima", "Diego Rocha"]
+    assert listed(client.get("/clientes?ultima_compra=180")) == ["Beatriz Lima", "Diego Rocha"]
+    assert listed(client.get("/clientes?ultima_compra=365")) == ["Beatriz Lima", "Carla Souza", "Diego Rocha"]
+    assert listed(client.get("/clientes?ultima_compra=nunca")) == ["Eva Nunes", "Fábio Mendes"]
+    assert listed(client.get("/clientes?ultima_compra=mais_365")) == []
+    by_risk = listed(client.get("/clientes?ordem=risco"))
+    assert by_risk[0] == "Carla Souza" and by_risk[-2:] == ["Fábio Mendes", "Eva Nunes"]  # inactive last
+    # Filters combine, and the page keeps them in its links.
+    page = text(client.get("/clientes?risco=alto&ultima_compra=365&ordem=risco"))
+    assert 'value="alto" selected' in page and 'value="365" selected' in page
+    assert "Risco alto" in page
+
+
+def test_the_count_stops_at_the_cap_and_pages_go_on_while_full(app, session, world, monkeypatch):
+    import web.customers
+
+    monkeypatch.setattr(web.customers, "COUNT_CAP", 3)
+    monkeypatch.setattr(web.customers, "PER_PAGE", 2)
+    client = login(app, "dona")
+    first = text(client.get("/clientes"))
+    assert "Mais de 3 clientes" in first and "Próxima" in first and "Página 1<" in first
+    third = client.get("/clientes?page=3")
+    assert listed(third) == ["Fábio Mendes"] and "Próxima" not in text(third)
+
+
 def test_pages_of_thirty_keep_the_filters(app, session, world):
     for i in range(31):
         _customer(session, f"+55119400000{i:02d}", f"Zeca {i:02d}", "Santos", world["sp"])
@@ -196,7 +233,8 @@ def test_pages_of_thirty_keep_the_filters(app, session, world):
 
 @pytest.mark.parametrize("query,field", [
     ("page=0", "page"), ("page=abc", "page"), ("ordem=x", "ordem"), ("seller=abc", "seller"),
-    ("store=abc", "store"), ("seller=999999", "seller"),
+    ("store=abc", "store"), ("seller=999999", "seller"), ("risco=altissimo", "risco"),
+    ("ultima_compra=7", "ultima_compra"),
 ])
 def test_a_bad_list_value_is_a_400_naming_the_field(app, world, query, field):
     response = login(app, "dona").get(f"/clientes?{query}")

@@ -136,7 +136,7 @@ def test_the_models_and_the_migrations_describe_the_same_schema(migrated_databas
     from catalog.index import alembic_include_name
 
     with migrated_database.engine.connect() as conn:
-        # The search index's tables live outside the ORM's metadata (FTS5 virtual tables on SQLite).
+        # The search index's tables and a few hand-made indexes live outside the ORM's metadata.
         context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": alembic_include_name})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []

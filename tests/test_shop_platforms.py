@@ -219,18 +219,28 @@ def test_replay_then_tick_recovers_only_the_shopper_who_did_not_buy(session, pla
         _replay_and_tick(session, runtime, platform)
 
 
+def _afternoon() -> datetime:
+    """The latest 15:00 in São Paulo (18:00 UTC) that has passed: the demo keeps quiet hours from 21:00 to 09:00,
+    and a recovery message due then is deferred, so a test run at night must not tick at night."""
+    now = utcnow()
+    moment = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    return moment if moment <= now else moment - timedelta(days=1)
+
+
 def _replay_and_tick(session, runtime, platform):
-    steps = replay.replay(session, runtime, platform, utcnow())
+    moment = _afternoon()
+    steps = replay.replay(session, runtime, platform, moment)
     assert "applied" in {step.outcome for step in steps}
     session.expire_all()
     abandoner = session.scalar(select(Customer).where(Customer.phone == ABANDONER[platform]))
     buyer = session.scalar(select(Customer).where(Customer.phone == BUYER[platform]))
     assert abandoner.simulated and buyer.simulated  # the simulator shows their conversations
+    assert buyer.email and buyer.email.endswith("@example.com")  # the platform's e-mail, searchable in Clientes
     assert session.scalar(select(Order).where(Order.customer_id == buyer.id)).status is OrderStatus.PAID
     cart = session.scalar(select(Cart).where(Cart.customer_id == abandoner.id))
     assert cart.status in (CartStatus.OPEN, CartStatus.ABANDONED) and cart.checkout_url.startswith(LINK[platform])
 
-    run_tick(session, runtime, now=utcnow())
+    run_tick(session, runtime, now=moment)
     session.expire_all()
     assert {a.customer_id for a in session.scalars(select(RecoveryAttempt))} == {abandoner.id}
     messages = session.scalars(select(Message).where(Message.customer_id == abandoner.id)).all()

@@ -164,6 +164,19 @@ def test_phone_is_normalised_and_an_existing_customer_is_reused(client, settings
     assert cart.customer.phone == PHONE and cart.customer.name == "Ana Souza"  # a known name is kept
 
 
+def test_the_shops_email_is_kept_and_the_latest_one_replaces_it(client, settings, session):
+    post(client, settings, CARTS, cart_payload())  # no e-mail: none kept
+    assert session.scalar(select(Customer)).email is None
+    post(client, settings, CARTS, cart_payload(customer={"phone": PHONE, "name": "Ana", "email": "ana@example.com"},
+                                               at=ago(minutes=50)))
+    session.expire_all()
+    assert session.scalar(select(Customer)).email == "ana@example.com"
+    post(client, settings, ORDERS, order_payload(customer={"phone": PHONE, "email": "ana.souza@example.com"}))
+    post(client, settings, CARTS, cart_payload(id="c-2", at=ago(minutes=40)))  # an event without one keeps it
+    session.expire_all()
+    assert session.scalar(select(Customer)).email == "ana.souza@example.com"
+
+
 def test_unknown_top_level_fields_are_ignored_and_checkout_url_may_be_null(client, settings, session):
     payload = cart_payload(platform="vtex", extra={"a": [1, 2]}, checkout_url=None)
     assert post(client, settings, CARTS, payload).status_code == 200
@@ -259,6 +272,9 @@ CART_CASES = [
     ("customer.phone", 5511999990001, "customer.phone"),
     ("customer.phone", "+55 11 0000", "customer.phone"),
     ("customer.name", ["Ana"], "customer.name"),
+    ("customer.email", "ana(at)example.com", "customer.email"),
+    ("customer.email", 42, "customer.email"),
+    ("customer.email", "a@b.co" + "m" * 250, "customer.email"),
     ("items", DELETE, "items"),
     ("items", "TS-01", "items"),
     ("items", [{"sku": "A", "name": "B", "quantity": 1, "unit_price": "1.00"}] * 201, "items"),
