@@ -11,7 +11,7 @@ from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import engine
+from bot import engine, human_replies
 from bot.replies import interactive_of
 from channel.inbound import ConsentEvent, InboundOutcome
 from channel.sender import enqueue_delivery, queue_message
@@ -74,8 +74,13 @@ def process_inbound(message_id: int, consent: str | None = None) -> int:
             return 0
         customer = message.customer
         now = utcnow()
-        replies = engine.respond(session, runtime.redis, runtime.keys, runtime.settings, customer, message.body,
-                                 media_count=message.media_count, consent_transition=consent, now=now)
+        if consent is None and human_replies.bot_paused(customer, runtime.settings, now):
+            # A person holds the conversation (they wrote from the console or the seller app): the bot stays
+            # silent until the quiet period passes. Consent confirmations still go (the engine's first lines).
+            replies = []
+        else:
+            replies = engine.respond(session, runtime.redis, runtime.keys, runtime.settings, customer, message.body,
+                                     media_count=message.media_count, consent_transition=consent, now=now)
         for index, text in enumerate(replies):
             queue_message(session, runtime, customer, kind="bot", body=str(text), automated=False, now=now,
                           idempotency_key=reply_key(message_id, index), interactive=interactive_of(text))

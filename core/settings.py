@@ -80,6 +80,9 @@ class Settings:
     shopify_admin_token: str | None = field(default=None, repr=False)
     woocommerce_consumer_key: str | None = field(default=None, repr=False)
     woocommerce_consumer_secret: str | None = field(default=None, repr=False)
+    # After a person writes to a shopper from the console or the seller app, the bot stays silent until this many
+    # minutes pass without another human message (HUMAN_PAUSE_MINUTES; bot.human_replies).
+    human_pause_minutes: int = 30
 
     @property
     def outbox_mode(self) -> bool:
@@ -220,6 +223,7 @@ class Settings:
             send_rate_per_second=_int(env, "SEND_RATE_PER_SECOND", 80, minimum=1, maximum=10_000),
             automated_pacing_seconds=_float(env, "AUTOMATED_PACING_SECONDS", 6.0, minimum=0.0, maximum=3600.0),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0, maximum=5),
+            human_pause_minutes=_int(env, "HUMAN_PAUSE_MINUTES", 30, minimum=1, maximum=1440),
             shop_platform=shop_platform,
             shopify_shop_domain=shopify_domain,
             shopify_webhook_secret=env.get("SHOPIFY_WEBHOOK_SECRET") or None,

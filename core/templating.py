@@ -151,6 +151,18 @@ class CountedList(Sequence):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __str__(self) -> str:
+        # Printed as it is ({{ opcoes }}), a list reads as its items, "40, 41, 42", never as Python's repr.
+        parts: list[str] = []
+        total = 0
+        for item in self._items:
+            text = str(item)
+            total += len(text) + 2
+            if total > MAX_OUTPUT_CHARS:
+                raise _too_long()
+            parts.append(text)
+        return ", ".join(parts)
+
     def __add__(self, other):
         if isinstance(other, (CountedList, list, tuple)):
             return CountedList(self._items + tuple(other))
@@ -170,8 +182,6 @@ class CountedList(Sequence):
 
     def __repr__(self) -> str:
         return repr(list(self._items))
-
-    __str__ = __repr__
 
 
 def _counted(value):
@@ -648,7 +658,8 @@ class _Checker:
             return base.fields[name]
         owner = _describe_path(node.node)
         if base.kind == "list":
-            self.fail(node, f"{owner} é uma lista: use {{% for item in {owner} %}} para chegar a cada item")
+            self.fail(node, f"{owner} é uma lista: escreva {{{{ {owner} }}}} para mostrá-la inteira, ou use "
+                            f"{{% for item in {owner} %}} para chegar a cada item")
         self.fail(node, f"{owner} não tem o campo {name}")
 
     def item(self, node: nodes.Getitem, scope: dict, depth: int) -> Shape:
@@ -725,7 +736,7 @@ def check_structure(source: str, schema: Schema) -> None:
         tree = environment().parse(source)
         _Checker(schema).statement(tree, dict(schema.names), 0)
     except TemplateError as exc:
-        raise TemplateRenderError(_describe(exc)) from None
+        raise TemplateRenderError(_describe(exc, source)) from None
     except RecursionError:
         raise TemplateRenderError("o texto tem blocos ou expressões aninhados demais") from None
 
@@ -782,15 +793,14 @@ def render_text(source: str, variables: dict) -> str:
             _BUDGET.reset(token)
         return "".join(parts).strip()
     except TemplateError as exc:
-        raise TemplateRenderError(_describe(exc)) from None
+        raise TemplateRenderError(_describe(exc, source)) from None
     except (RecursionError, SyntaxError):
         raise TemplateRenderError("o texto tem blocos ou expressões aninhados demais") from None
     except ZeroDivisionError as exc:
         raise TemplateRenderError(_with_line(exc, "divisão por zero")) from None
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
-        # A merchant's template can fail like any expression ({{ nome - 1 }}): their input error.
-        raise TemplateRenderError(_with_line(exc, f"o texto falha ao ser montado: {type(exc).__name__}: {exc}"[:300])
-                                  ) from None
+        # A merchant's template can fail like any expression ({{ nome|round }}): their input error, in their words.
+        raise TemplateRenderError(_with_line(exc, _runtime_text(exc))) from None
 
 
 # --- messages ---------------------------------------------------------------------------------------------------
@@ -809,11 +819,76 @@ def _template_line(exc: BaseException) -> int | None:
 
 def _with_line(exc: BaseException, text: str) -> str:
     line = getattr(exc, "lineno", None) if isinstance(exc, TemplateSyntaxError) else _template_line(exc)
-    return f"linha {line}: {text}" if line else text
+    return at_line(text, line)
 
 
-def _describe(exc: TemplateError) -> str:
+def at_line(text: str, line: int | None) -> str:
+    """``text`` with " na linha N" after its first clause: "faltou fechar `}}` na linha 2", "variável
+    desconhecida: 'cupon' na linha 2", "... com números na linha 1; para juntar textos use ~"."""
+    if not line:
+        return text
+    cut = _clause_end(text)
+    return f"{text[:cut]} na linha {line}{text[cut:]}"
+
+
+def _clause_end(text: str) -> int:
+    """Where the first clause ends: the first "; " outside `code` and brackets, else the end."""
+    code, depth = False, 0
+    for index, char in enumerate(text):
+        if char == "`":
+            code = not code
+        elif code:
+            continue
+        elif char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth = max(0, depth - 1)
+        elif depth == 0 and char == ";" and text[index + 1:index + 2] == " ":
+            return index
+    return len(text)
+
+
+def _runtime_text(exc: BaseException) -> str:
+    """A Python error inside a merchant's expression, said in Portuguese (never Python's English)."""
+    text = str(exc)
+    if found := re.match(r"(?:do_|test_|_)?([a-z]\w*)\(\) (?:missing|takes|got)", text):
+        return (f"o filtro ou teste {found.group(1)} recebeu valores a mais ou a menos entre parênteses")
+    if "not supported between instances" in text:
+        return "só é possível comparar (<, >, <=, >=) números com números, ou textos com textos"
+    if "unsupported operand" in text or "can only concatenate" in text or "can't multiply" in text:
+        return "contas (+, -, *, /, //, %) só podem ser feitas com números; para juntar textos use ~"
+    if any(words in text for words in ("is not iterable", "has no len()", "__round__", "bad operand type",
+                                       "not all arguments converted", "must be real number", "invalid literal")):
+        return "um filtro ou teste foi usado com um valor de outro tipo (por exemplo, length num número ou round num texto)"
+    return "o texto não pôde ser montado: confira os filtros, as contas e as comparações"
+
+
+def _unclosed_tag(source: str | None, line: int | None) -> str | None:
+    """For Jinja's "unexpected '}'": the tag on ``line`` closed with a single brace, `{{ nome }` or `{% if x }`."""
+    if not source or not line:
+        return None
+    lines = source.splitlines()
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    if re.search(r"\{\{[^}]*\}(?!\})", text):
+        return "faltou fechar `}}`; a variável abre com duas chaves e fecha com duas"
+    if re.search(r"\{%[^}]*(?<!%)\}", text):
+        return "faltou fechar `%}`"
+    return None
+
+
+def _last_opener(source: str | None) -> str | None:
+    """The kind of the tag opened last in ``source``: "{{" or "{%"."""
+    if not source:
+        return None
+    variable, block = source.rfind("{{"), source.rfind("{%")
+    if variable < 0 and block < 0:
+        return None
+    return "{{" if variable > block else "{%"
+
+
+def _describe(exc: TemplateError, source: str | None = None) -> str:
     text = str(exc.message if getattr(exc, "message", None) else exc)
+    source = getattr(exc, "source", None) or source
     if isinstance(exc, TemplateStructureError):
         return _with_line(exc, text)
     if isinstance(exc, (TemplateAssertionError, TemplateRuntimeError)) and (
@@ -822,12 +897,26 @@ def _describe(exc: TemplateError) -> str:
         text = f"o filtro {name} não é permitido" if kind == "filter" else f"o teste {name} não existe"
         return _with_line(exc, text)
     if isinstance(exc, TemplateSyntaxError) and not isinstance(exc, TemplateAssertionError):
+        if text == "unexpected '}'" and (unclosed := _unclosed_tag(source, exc.lineno)):
+            return _with_line(exc, unclosed)
+        if text == "unexpected 'end of template'" and (opener := _last_opener(source)):
+            return _with_line(exc, "faltou fechar `}}`" if opener == "{{" else "faltou fechar `%}`")
         return _with_line(exc, _translate_syntax(text))
     if isinstance(exc, UndefinedError):
         if text.endswith(" is undefined"):
             text = f"variável desconhecida: {text[:-len(' is undefined')]}"
         elif found := re.search(r"has no (?:attribute|element) (.+)$", text):
             text = f"campo desconhecido: {found.group(1).strip(chr(39))}"
+        elif re.match(r"No (first|last) item, sequence was empty", text):
+            text = "a lista está vazia: first e last precisam de pelo menos um item (use {% if %} antes)"
+        elif not text.isascii() or text.startswith(("campo desconhecido", "a posição")):
+            pass  # already ours
+        else:
+            text = "um valor usado no texto não existe"
+    elif text == "method must be common, ceil or floor":
+        text = "o filtro round aceita 'common', 'ceil' ou 'floor'"
+    elif isinstance(exc, TemplateRuntimeError) and not isinstance(exc, TemplateRefused) and text.isascii():
+        text = "o texto não pôde ser montado: confira os filtros, as contas e as comparações"
     return _with_line(exc, text)
 
 
@@ -872,6 +961,10 @@ def _translate_syntax(text: str) -> str:
     if found := re.match(r"unexpected char (['\"])(.)\1 at \d+", text):
         char = found.group(2)
         return "um texto entre aspas ficou sem fechar" if char in "'\"" else f"caractere inesperado: {char}"
+    if found := re.match(r"unexpected '(end of print statement|end of statement block)'$", text):
+        return f"faltou uma variável ou valor antes de {_token(found.group(1))}"
+    if text == "unexpected 'end of template'":
+        return "o texto terminou no meio de um comando ou de uma expressão"
     if found := re.match(r"unexpected '(.+)'$", text):
         return f"{_token(found.group(1))} fora de lugar"
     if found := re.match(r"expected token '(.+)', got '(.+)'", text):
@@ -886,4 +979,5 @@ def _translate_syntax(text: str) -> str:
         return "faltou o comando dentro de `{% %}`"
     if text == "expected name or number":
         return "faltou o nome do campo depois do ponto"
-    return f"erro de sintaxe: {text}"
+    # Anything else: Portuguese, not Jinja's English.
+    return "há um erro de escrita aqui: confira se `{{` fecha com `}}`, `{%` com `%}` e se as aspas fecham"

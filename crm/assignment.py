@@ -176,6 +176,40 @@ def assign(session: Session, opportunity: Opportunity, now: datetime, tz: ZoneIn
     return None
 
 
+class NoCapacity(ValueError):
+    """The chosen seller cannot take more work today: the pt-BR reason for the person who asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def reassign(session: Session, opportunity: Opportunity, seller_id: int, now: datetime, tz: ZoneInfo, *,
+             actor: User) -> User:
+    """A manager gives an open opportunity to another active seller, within that seller's capacity: their
+    maximum portfolio (unless the customer is already theirs) and their daily cap, counting what they were
+    given today (assigned or reassigned). The event records who did it. The caller checks that ``actor`` may
+    hand work to the seller (crm.access.may_hand_to) and holds the opportunity's row lock."""
+    target = _lock_active_seller(session, seller_id, wait=True)
+    if target is None:
+        raise NoCapacity("escolha um vendedor ativo")
+    if target.id == opportunity.seller_id:
+        raise NoCapacity("a oportunidade já é deste vendedor")
+    day_start = local_midnight(now, tz)
+    load = loads(session, [target.id], day_start)[target.id]
+    given_today = session.scalar(select(func.count()).select_from(OpportunityEvent).where(
+        OpportunityEvent.to_seller_id == target.id, OpportunityEvent.kind.in_(("assigned", "reassigned")),
+        OpportunityEvent.at >= day_start)) or 0
+    cap = daily_cap(target)
+    name = target.name or target.email
+    if given_today >= cap:
+        raise NoCapacity(f"{name} já recebeu {given_today} de {cap} sugestões hoje (limitador de sugestões)")
+    if opportunity.customer.owner_seller_id != target.id and load.portfolio >= target.max_portfolio:
+        raise NoCapacity(f"a carteira de {name} está cheia ({load.portfolio} de {target.max_portfolio} clientes)")
+    hand_to(session, opportunity, target, now, kind="reassigned", actor=actor, detail="manager")
+    return target
+
+
 def _retryable(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in RETRYABLE_PG_CODES
 

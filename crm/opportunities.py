@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from crm.handoffs import sync_handoff
+from crm.hours import add_open_minutes, store_hours
 from models import (
     OPEN_STATUSES, CrmSettings, Customer, CustomerNote, Opportunity, OpportunityEvent, OpportunityResult, OpportunityStatus,
     OpportunityType, User,
@@ -26,10 +28,25 @@ BEHAVIOR_REASONS = {
     "cart_abandoned", "product_browsing", "repeated_visits", "strategic_search", "asked_for_person",
     "recovery_replied", "recovery_not_converted",
 }
-# Suggestions the system makes on its own respect quarantine and opt-out; a shopper asking for a person, a
-# manager's explicit choice and a seller's own contact do not.
+# Suggestions the system makes on its own respect quarantine; a shopper asking for a person, a manager's explicit
+# choice and a seller's own contact do not. An opted-out customer gets no new opportunity at all, except when
+# they themselves ask for a person.
 AUTOMATIC_TYPES = (OpportunityType.BEHAVIOR, OpportunityType.SEGMENT)
 EXEMPT_REASONS = {"asked_for_person"}
+
+# Deadlines by type and priority, in hours of the store's opening hours (a shopper who asked for a person is due
+# after crm_settings.handoff_response_minutes instead: crm.sources). The brand changes them on the rules page.
+DEADLINE_TYPES = tuple(t.value for t in OpportunityType)
+DEADLINE_PRIORITIES = ("high", "normal", "low")
+DEADLINE_LIMITS = (1, 720)
+DEFAULT_DEADLINE_HOURS = {
+    "behavior": {"high": 4, "normal": 8, "low": 24},
+    "segment": {"high": 8, "normal": 24, "low": 48},
+    "manual": {"high": 4, "normal": 16, "low": 40},
+    "contact": {"high": 4, "normal": 8, "low": 16},
+}
+# Used when a caller has no store time zone at hand (the store's one is passed wherever it is known).
+DEFAULT_TZ = ZoneInfo("America/Sao_Paulo")
 
 # Which status may follow which. Reassignment (assigned -> assigned, new seller) goes through reassign().
 TRANSITIONS = {
@@ -56,6 +73,29 @@ def crm_settings(session: Session) -> CrmSettings:
         session.add(row)
         session.flush()
     return row
+
+
+def deadline_rules(settings: CrmSettings) -> dict[str, dict[str, int]]:
+    """The saved deadlines over the defaults: every type × priority has a number of opening hours."""
+    saved = settings.deadline_hours if isinstance(settings.deadline_hours, dict) else {}
+    rules = {}
+    for type_name in DEADLINE_TYPES:
+        row = saved.get(type_name) if isinstance(saved.get(type_name), dict) else {}
+        rules[type_name] = {}
+        for priority in DEADLINE_PRIORITIES:
+            value = row.get(priority)
+            low, high = DEADLINE_LIMITS
+            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+            rules[type_name][priority] = value if ok else DEFAULT_DEADLINE_HOURS[type_name][priority]
+    return rules
+
+
+def deadline_for(session: Session, type: OpportunityType, priority: int, now: datetime,
+                 tz: ZoneInfo | None = None) -> datetime:
+    """When an opportunity of this type and priority is due: the rule's hours counted in opening hours only
+    (a request at 20:30 with 2 h to go is due 1 h 30 after the store opens the next day)."""
+    hours = deadline_rules(crm_settings(session))[type.value][PRIORITY_NAMES.get(priority, "normal")]
+    return add_open_minutes(store_hours(session), now, hours * 60, tz or DEFAULT_TZ)
 
 
 def record(session: Session, opportunity: Opportunity, kind: str, now: datetime, *, actor: User | None = None,
@@ -91,19 +131,22 @@ class Created:
 def create(session: Session, customer: Customer, *, type: OpportunityType, reason: str, now: datetime,
            priority: int = PRIORITIES["normal"], actor: User | None = None, campaign: str | None = None,
            message: str | None = None, deadline: datetime | None = None, recommended_skus: list[str] | None = None,
-           source_ref: str | None = None, handoff_id: int | None = None) -> Created:
+           source_ref: str | None = None, handoff_id: int | None = None, tz: ZoneInfo | None = None) -> Created:
     """A new opportunity in backlog, or the customer's open one (one open per customer; a higher priority or
     a nearer deadline from the new source is kept). Nothing is created for a source that already fired, nor,
-    for automatic suggestions, for a quarantined or opted-out customer."""
+    for automatic suggestions, for a quarantined or opted-out customer. Without a deadline, the brand's rule for
+    the type and priority applies (``deadline_for``)."""
     if source_ref is not None:
         earlier = session.scalar(select(Opportunity).where(Opportunity.source_ref == source_ref))
         if earlier is not None:
             return Created(earlier, False, "duplicate_source")
+    if customer.opted_out_at is not None and reason not in EXEMPT_REASONS:
+        return Created(None, False, "opted_out")
     if type in AUTOMATIC_TYPES and reason not in EXEMPT_REASONS:
-        if customer.opted_out_at is not None:
-            return Created(None, False, "opted_out")
         if in_quarantine(session, customer.id, crm_settings(session).quarantine_days, now):
             return Created(None, False, "quarantine")
+    if deadline is None:
+        deadline = deadline_for(session, type, priority, now, tz)
     existing = open_opportunity(session, customer.id)
     if existing is not None:
         if priority > existing.priority:
@@ -116,8 +159,6 @@ def create(session: Session, customer: Customer, *, type: OpportunityType, reaso
         session.flush()
         sync_handoff(session, existing, now)
         return Created(existing, False)
-    if deadline is None:
-        deadline = now + timedelta(hours=crm_settings(session).default_deadline_hours)
     opportunity = Opportunity(
         customer_id=customer.id, type=type, reason=reason, status=OpportunityStatus.BACKLOG, priority=priority,
         campaign=campaign, message=message, deadline=deadline, recommended_skus=list(recommended_skus or []),
@@ -191,18 +232,23 @@ def start_conversation(session: Session, opportunity: Opportunity, seller: User,
         raise OpportunityError("status", "a oportunidade não está aberta para conversa")
 
 
-def contact(session: Session, seller: User, customer: Customer, now: datetime) -> Opportunity:
-    """A seller reaches out to a portfolio customer: their open opportunity, or a new "contact" one, goes to
-    in progress, so the conversation is tracked and its result recorded."""
+def contact(session: Session, seller: User, customer: Customer, now: datetime,
+            tz: ZoneInfo | None = None) -> Opportunity:
+    """A seller reaches out to a portfolio customer: their open opportunity, or a new "contact" one, assigned
+    to them so the conversation is tracked and its result recorded. It moves to in progress only when the
+    seller opens WhatsApp from it (``start_conversation``), as any other opportunity does."""
     if customer.owner_seller_id != seller.id:
         raise OpportunityError("customer", "este cliente não está na sua carteira")
     existing = open_opportunity(session, customer.id)
     if existing is not None:
+        if existing.seller_id not in (None, seller.id):
+            raise OpportunityError("customer", "este cliente está com outro vendedor agora")
         if existing.status is OpportunityStatus.BACKLOG:
             hand_to(session, existing, seller, now, kind="contact", actor=seller)
-        start_conversation(session, existing, seller, now)
         return existing
-    made = create(session, customer, type=OpportunityType.CONTACT, reason="seller_contact", now=now, actor=seller)
+    if customer.opted_out_at is not None:
+        raise OpportunityError("customer", "este cliente pediu para não receber mensagens (opt-out)")
+    made = create(session, customer, type=OpportunityType.CONTACT, reason="seller_contact", now=now, actor=seller,
+                  tz=tz)
     hand_to(session, made.opportunity, seller, now, kind="contact", actor=seller)
-    start_conversation(session, made.opportunity, seller, now)
     return made.opportunity

@@ -9,15 +9,16 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-from core.templating import brl, render_text, validate
+from core.templating import CountedList, brl, render_text, validate
 from models import utcnow
 
 # Shown as clickable chips in the console; the sample is what the live preview renders with.
 VARIABLES: dict[str, str] = {
     "nome": "primeiro nome do cliente",
     "loja": "nome da loja",
-    "itens": "itens do carrinho (lista com nome, quantidade e preço; até 10)",
-    "outros_itens": "quantos itens do carrinho ficaram fora da lista (0 quando cabem todos)",
+    "itens": "a lista pronta do carrinho, um item por linha: 1x Tênis Corrida Preto (R$ 299,90); até 10 itens, "
+             "depois \"e mais 3 itens\"",
+    "outros_itens": "quantos itens do carrinho ficaram fora da lista (0 quando cabem todos; a lista já avisa)",
     "total": "total do carrinho, em R$",
     "link_checkout": "link para finalizar a compra",
     "cupom": "código do cupom (vazio quando não há cupom)",
@@ -31,11 +32,36 @@ VARIABLES: dict[str, str] = {
 class CartLine:
     nome: str
     quantidade: int
-    preco: str
+    preco: str  # the unit price, formatted
+
+    def __str__(self) -> str:
+        """'1x Tênis Corrida Preto (R$ 299,90)', '2x Camiseta Básica Branca (R$ 59,90 cada)'."""
+        each = " cada" if self.quantidade > 1 else ""
+        return f"{self.quantidade}x {self.nome} ({self.preco}{each})"
+
+
+class CartLines(CountedList):
+    """``itens``: a loop ({% for item in itens %}) sees each CartLine; printed as it is ({{ itens }}) it is the
+    ready list, one line per item, and "e mais 3 itens" when the cart had more than the message lists."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, lines=(), more: int = 0) -> None:
+        super().__init__(lines)
+        self.more = more
+
+    def __str__(self) -> str:
+        lines = [str(line) for line in self._items]
+        if self.more:
+            lines.append(f"e mais {self.more} {'item' if self.more == 1 else 'itens'}")
+        return "\n".join(lines)
 
 
 # A message lists at most this many cart lines: a web cart of 200 products would not fit a WhatsApp message.
 LISTED_ITEMS = 10
+# The variables offered as chips: each inserted as it is reads well. outros_itens (a bare count, "0" for most
+# carts) is left to the table of variables: the printed itens already ends with "e mais 3 itens".
+CHIPS = tuple(name for name in VARIABLES if name != "outros_itens")
 
 
 def build_variables(
@@ -47,7 +73,8 @@ def build_variables(
     return {
         "nome": first_name,
         "loja": store_name,
-        "itens": [CartLine(n, q, brl(p)) for n, q, p in items[:LISTED_ITEMS]],
+        "itens": CartLines([CartLine(n, q, brl(p)) for n, q, p in items[:LISTED_ITEMS]],
+                           more=max(0, len(items) - LISTED_ITEMS)),
         "outros_itens": max(0, len(items) - LISTED_ITEMS),
         "total": brl(total) if total is not None else "",
         "link_checkout": checkout_url or "",
@@ -101,7 +128,8 @@ def validation_shapes(sample: dict) -> list[tuple[str, dict]]:
     """(label, variables): the shoppers a recovery template must work for, the sample first."""
     no_cart = {"itens": [], "total": ""}
     quantities = [n % 3 + 1 for n in range(LONG_CART_LINES)]
-    long_cart = [CartLine(f"Produto de exemplo {n}", q, brl(Decimal("49.90"))) for n, q in enumerate(quantities, 1)]
+    long_cart = CartLines([CartLine(f"Produto de exemplo {n}", q, brl(Decimal("49.90")))
+                           for n, q in enumerate(quantities, 1)])
     return [
         ("", sample),
         ("para um cliente sem nome", {**sample, "nome": "tudo bem"}),

@@ -178,6 +178,7 @@ def recovery_stats(session: Session, *, start: date, end: date, tz: ZoneInfo) ->
         "timezone": tz.key,
         "coupon_problems": coupon_problems(session, low, high),
         "paths": delivery_paths(session, low, high),
+        "deferred": deferred_attempts(session, low, high),
         "totals": _finish(totals),
         "by_day": [{"date": d.isoformat(), **_finish(m)} for d, m in zip(days, by_day)],
         "by_variant": {v: _finish(m) for v, m in by_variant.items()},
@@ -226,6 +227,24 @@ def delivery_paths(session: Session, low: datetime, high: datetime) -> dict[str,
     return out
 
 
+def deferred_attempts(session: Session, low: datetime, high: datetime) -> dict[str, Any]:
+    """The attempts created in [low, high) that are waiting now (same cohort as ``attempts``): put off by quiet
+    hours, or until the shop's platform can create the coupon, and back in the tracker for ``due_at``.
+    ``next_at``: the earliest of those times (None when nothing waits). An attempt deferred and later sent counts
+    as sent, not here."""
+    A = RecoveryAttempt
+    waiting = (A.status == AttemptStatus.DEFERRED, A.created_at >= low, A.created_at < high)
+    rows = session.execute(select(A.skip_reason, func.count(), func.min(A.due_at)).where(*waiting)
+                           .group_by(A.skip_reason)).all()
+    by_reason = {(reason or "unknown"): count for reason, count, _ in rows}
+    times = [moment for _, _, moment in rows if moment is not None]
+    next_at = min(times) if times else None
+    if next_at is not None and next_at.tzinfo is None:
+        next_at = next_at.replace(tzinfo=timezone.utc)
+    return {"count": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items())),
+            "next_at": next_at.isoformat() if next_at is not None else None}
+
+
 COUPON_PROBLEM_LIST = 20
 
 
@@ -257,15 +276,21 @@ def tracked_shoppers(session: Session, *, start: date, end: date, tz: ZoneInfo) 
     return session.scalar(select(func.count()).select_from(either)) or 0
 
 
-FUNNEL_STEPS = ("tracked", "due", "sent", "delivered", "read", "recovered")
+FUNNEL_STEPS = ("tracked", "due", "deferred", "sent", "delivered", "read", "recovered")
+# The step each one is a share of. "deferred" branches off "due" (waiting, not lost), so "sent" is a share of
+# "due" too, not of the deferred ones.
+FUNNEL_BASE = {"due": "tracked", "deferred": "due", "sent": "due", "delivered": "sent", "read": "delivered",
+               "recovered": "sent"}
 
 
 def funnel(session: Session, stats: dict[str, Any], *, start: date, end: date, tz: ZoneInfo) -> list[tuple[str, int]]:
-    """The recovery funnel of a period: followed, came due (an attempt was made), sent, delivered, read, bought."""
+    """The recovery funnel of a period: followed, came due (an attempt was made), waiting (deferred by quiet
+    hours or the shop's platform, to be sent later), sent, delivered, read, bought. Each step's share is of
+    ``FUNNEL_BASE[step]``."""
     totals = stats["totals"]
     counts = {
         "tracked": tracked_shoppers(session, start=start, end=end, tz=tz),
-        "due": totals["attempts"], "sent": totals["sent"], "delivered": totals["delivered"],
-        "read": totals["read"], "recovered": totals["recovered_orders"],
+        "due": totals["attempts"], "deferred": stats["deferred"]["count"], "sent": totals["sent"],
+        "delivered": totals["delivered"], "read": totals["read"], "recovered": totals["recovered_orders"],
     }
     return [(step, counts[step]) for step in FUNNEL_STEPS]

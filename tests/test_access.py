@@ -37,9 +37,14 @@ WHO = {
     "manager.new_user": PEOPLE_MANAGERS,
     "manager.rules": BRAND,
     "manager.opportunities": OFFICE, "manager.results": OFFICE,
+    "manager.opportunity": OFFICE, "manager.reassign_opportunity": OFFICE,
     "seller.queue": {"seller"}, "seller.portfolio": {"seller"}, "seller.customer": {"seller"},
     "seller.start_contact": {"seller"}, "seller.opportunity": {"seller"}, "seller.finish": {"seller"},
     "seller.start": {"seller"}, "seller.results": {"seller"},
+    # Answering a shopper through the store's number: managers and admins from the console, sellers from their
+    # opportunity; the back office reads conversations but does not answer them.
+    "replies.console_reply": PEOPLE_MANAGERS, "replies.seller_reply": {"seller"},
+    "seller.opt_out": EVERYONE,  # a seller from their app, the office from the Clientes module; rows: may_see_customer
     "auth.change_password": EVERYONE,
     "customers.index": EVERYONE, "customers.detail": EVERYONE, "customers.add_note": EVERYONE,
     "api.get_settings": BRAND, "api.put_settings": BRAND, "api.list_templates": BRAND, "api.get_stats": OFFICE,

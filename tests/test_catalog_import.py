@@ -819,3 +819,55 @@ def test_a_product_that_gives_a_variant_to_a_later_product_is_repriced(session, 
     import_catalog(session, write(tmp_path, "b.csv", "produto;sku;nome;preço\nCAMISA;CAM-2;Camisa;80\n"
                                                      "CAMISA-NOVA;CAM-1;Camisa Nova;50\n"))
     assert product(session, "CAMISA").price == Decimal("80.00") and product(session, "CAMISA-NOVA").price == 50
+
+
+# --- issue 20: a refused file is explained where the merchant is looking, and changes nothing -------------------------
+
+
+def test_a_line_with_fewer_columns_than_the_header_is_refused_not_padded(session, tmp_path):
+    path = tmp_path / "curta.csv"
+    path.write_text("produto;sku;nome;preço;estoque\nA;A-1;Meia;10;3\nB;B-1;Bota;99\n", encoding="utf-8")
+    errors = refused(session, path)
+    assert where(errors) == [(3, "linha")]
+    assert errors[0].message == ('a linha tem menos colunas que o cabeçalho (4 em vez de 5; faltam "estoque"): '
+                                 'confira o separador e as aspas')
+    assert counts(session) == (0, 0)  # the good first line was not imported either
+
+
+def test_unnamed_trailing_header_columns_do_not_make_lines_short(session, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text("produto;sku;nome;preço;;\nA;A-1;Meia;10\n", encoding="utf-8")
+    import_catalog(session, path)
+    assert counts(session) == (1, 1)
+
+
+def test_every_file_and_line_error_is_in_portuguese(session, tmp_path):
+    files = {"vazio.csv": "", "x.xlsx": "PK", "cab.csv": "nome;preço\nMeia;10\n",
+             "aspas.csv": 'produto;sku;nome;preço\nA;A-1;Produto "quebrado;10\n',
+             "aberta.csv": 'produto;sku;nome;preço\nA;A-1;"Produto quebrado;10\nB;B-1;Boa;5\n', "j.json": "[{"}
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        for error in refused(session, path):
+            assert error.field not in ("file", "line", "row"), (name, error)
+            assert not any(word in error.message for word in ("file", "Error", "expected", "unexpected")), \
+                (name, error)
+
+
+def test_console_refused_upload_is_the_first_thing_on_the_page_and_changes_nothing(console, session):
+    session.add(Product(key="KEEP", name="Existente", price=Decimal("1.00"),
+                        variants=[Variant(sku="KEEP-1", price=Decimal("1.00"), stock=1)]))
+    session.commit()
+    for content, line, field in (('produto;sku;nome;preço\nA;A-1;Produto "quebrado;10\n', "2", "nome"),
+                                 ("produto;sku;nome;preço;estoque\nA;A-1;Meia;10;3\nB;B-1;Bota\n", "3", "linha")):
+        response = upload(console, "catalogo.csv", content)
+        assert response.status_code == 400
+        main = response.get_data(as_text=True).split("<main", 1)[1]
+        first = re.search(r"<(?:div|section|h1)[^>]*>", main.split(">", 1)[1]).group(0)
+        assert main.index('role="alert"') < main.index("<h1") + 200  # right under the title, above the form
+        assert main.index("Nada foi importado") < main.index("Importar planilha") < main.index("Existente")
+        assert f"<td>{line}</td><td>{field}</td>" in main, first
+        session.expire_all()
+        assert counts(session) == (1, 1)
+    file_level = upload(console, "catalogo.xlsx", b"PK\x03\x04").get_data(as_text=True)
+    assert "<td>—</td><td>arquivo</td>" in file_level and "<td>file</td>" not in file_level

@@ -363,7 +363,7 @@ def test_coupon_rules_are_created_edited_disabled_and_counted(client, session, p
     session.expire_all()
     assert (session.get(CouponRule, rule.id).kind, session.get(CouponRule, rule.id).value) == \
         (CouponKind.FIXED, Decimal("10.00"))
-    assert client.post(f"/console/cupons/{rule.id}/status", data={"active": "0"}).status_code == 303
+    assert client.post(f"/console/cupons/{rule.id}/status", data={"active": "0", "confirmar": "1"}).status_code == 303
     session.expire_all()
     assert session.get(CouponRule, rule.id).active is False
     assert client.get("/console/cupons/999999").status_code == 404
@@ -407,7 +407,7 @@ def test_bot_text_override_is_previewed_saved_refused_when_broken_and_reset(clie
     assert session.get(BotText, "greeting").body == "Oi {{ nome }}!\n{{ menu }}"
     assert texts.render(session, "greeting", store_name="Loja", nome="Bia").startswith("Oi Bia!\nComo posso ajudar?")
 
-    assert client.post("/console/robo/textos/greeting/restaurar").status_code == 303
+    assert client.post("/console/robo/textos/greeting/restaurar", data={"confirmar": "1"}).status_code == 303
     session.expire_all()
     assert session.get(BotText, "greeting") is None
     assert client.get("/console/robo/textos/nao_existe").status_code == 404
@@ -539,12 +539,13 @@ def test_dashboard_shows_the_period_figures_and_charts(client, session, people, 
                   "Não enviadas, por motivo"):
         assert f'<svg role="img" aria-label="{label}"' in page
     assert "<script" not in page.split("<main")[1].split("</main>")[0]  # charts carry no script
-    funnel = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td>", page.split("<h2>Funil</h2>")[1])[:6]
-    assert funnel == [("Acompanhados", "2"), ("Prazo vencido", "10"), ("Enviadas", "5"), ("Entregues", "2"),
-                      ("Lidas", "1"), ("Recuperados", "2")]
+    funnel = re.findall(r'<tr data-step="\w+"><td>([^<]+)</td>\s*<td class="num">(\d+)</td>', page)
+    assert funnel == [("Acompanhados", "2"), ("Prazo vencido", "10"), ("Adiadas", "1"), ("Enviadas", "5"),
+                      ("Entregues", "2"), ("Lidas", "1"), ("Recuperados", "2")]
     assert "Limite de frequência" in page or "frequency" in page
-    # A bad period falls back to the default one instead of failing.
-    assert client.get("/console/?de=ontem&ate=2026-13-40").status_code == 200
+    # A day that cannot be read is the period form again with each field's error, not a silent other period.
+    refused = client.get("/console/?de=ontem&ate=2026-13-40")
+    assert refused.status_code == 400 and 'id="de-error"' in text(refused) and 'id="ate-error"' in text(refused)
 
 
 def test_dashboard_with_no_data_renders_empty_charts(client, session, people):

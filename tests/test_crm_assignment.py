@@ -138,12 +138,80 @@ def test_quarantine_blocks_automatic_suggestions_but_not_a_request_for_a_person(
     assert later.created
 
 
-def test_opted_out_customer_gets_no_automatic_suggestion(session, stores):
+def test_opted_out_customer_gets_no_new_opportunity_unless_they_ask_for_a_person(session, stores):
     buyer = customer(session, "+5511999990001")
     buyer.opted_out_at = NOON
     made = create(session, buyer, type=OpportunityType.BEHAVIOR, reason="cart_abandoned", now=NOON)
     assert made.opportunity is None and made.skipped == "opted_out"
-    assert create(session, buyer, type=OpportunityType.MANUAL, reason="manual", now=NOON).created
+    for type, reason in ((OpportunityType.MANUAL, "manual"), (OpportunityType.SEGMENT, "campaign"),
+                         (OpportunityType.CONTACT, "seller_contact")):
+        refused = create(session, buyer, type=type, reason=reason, now=NOON)
+        assert refused.opportunity is None and refused.skipped == "opted_out"
+    # The shopper's own request for a person still reaches a seller.
+    assert create(session, buyer, type=OpportunityType.BEHAVIOR, reason="asked_for_person", now=NOON).created
+
+
+# --- deadlines by type and priority ---------------------------------------------------------------------------
+
+def test_deadlines_follow_type_and_priority_counted_in_opening_hours(session, stores):
+    crm_settings(session).deadline_hours = {"manual": {"high": 2, "normal": 30, "low": 100},
+                                            "behavior": {"high": 3}}
+    high = _opportunity(session, "+5511999990001", priority=3)
+    assert high.deadline == NOON + timedelta(hours=2)  # Monday 12:00 + 2 open hours = 14:00
+    # Monday 20:30 with 2 h: the default hours close at 21:00 and open Tuesday at 9:00 -> Tuesday 10:30.
+    late = _opportunity(session, "+5511999990002", priority=3, now=NOON + timedelta(hours=8, minutes=30))
+    assert late.deadline.astimezone(TZ).strftime("%a %H:%M") == "Tue 10:30"
+    behavior = _opportunity(session, "+5511999990003", type=OpportunityType.BEHAVIOR, reason="cart_abandoned",
+                            priority=3)
+    assert behavior.deadline == NOON + timedelta(hours=3)
+    # A cell not saved falls back to the default rule (behavior, normal: 8 open hours -> Monday 20:00).
+    normal = _opportunity(session, "+5511999990004", type=OpportunityType.BEHAVIOR, reason="cart_abandoned")
+    assert normal.deadline.astimezone(TZ).strftime("%a %H:%M") == "Mon 20:00"
+    # A second source with a higher priority brings the nearer deadline of its own rule.
+    merged = create(session, normal.customer, type=OpportunityType.MANUAL, reason="manual", now=NOON,
+                    priority=3).opportunity
+    assert merged.id == normal.id and merged.priority == 3 and merged.deadline == NOON + timedelta(hours=2)
+
+
+def test_a_shopper_asking_for_a_person_is_due_in_minutes_not_days(session, stores):
+    from crm.sources import from_handoff
+    from models import HandoffRequest, HandoffStatus
+
+    buyer = customer(session, "+5511999990005")
+    request = HandoffRequest(customer_id=buyer.id, reason="asked_for_person", status=HandoffStatus.OPEN,
+                             created_at=NOON)
+    session.add(request)
+    session.flush()
+    opportunity = from_handoff(session, buyer, request, NOON, TZ)
+    assert opportunity.deadline == NOON + timedelta(minutes=30)  # handoff_response_minutes, in opening hours
+
+
+# --- a manager's reassignment --------------------------------------------------------------------------------
+
+def test_reassignment_respects_the_target_capacity_and_records_who_did_it(session, stores):
+    from crm.assignment import NoCapacity, reassign
+    from tests.crm_helpers import make_user
+    from models import Role
+
+    ana = make_seller(session, "Ana", stores["sp"], ddds=["11"])
+    full = make_seller(session, "Cris", stores["sp"], ddds=["11"], hours="1", idle="0.25", minutes=15)  # cap 1
+    tiny = make_seller(session, "Duda", stores["sp"], ddds=["11"], max_portfolio=0)
+    boss = make_user(session, "Gil", Role.MANAGER, stores["sp"])
+    first = _opportunity(session, "+5511999990010")
+    assert _assign(session, first).id == ana.id
+    reassign(session, first, full.id, NOON, TZ, actor=boss)
+    event = session.scalars(select(OpportunityEvent).where(OpportunityEvent.opportunity_id == first.id)
+                            .order_by(OpportunityEvent.id.desc())).first()
+    assert (event.kind, event.actor_id, event.from_seller_id, event.to_seller_id) == (
+        "reassigned", boss.id, ana.id, full.id)
+    assert first.seller_id == full.id and first.status is OpportunityStatus.ASSIGNED
+    second = _opportunity(session, "+5511999990011")
+    assert _assign(session, second).id == ana.id
+    with pytest.raises(NoCapacity, match="1 de 1"):
+        reassign(session, second, full.id, NOON, TZ, actor=boss)  # Cris's daily cap is used up
+    with pytest.raises(NoCapacity, match="carteira"):
+        reassign(session, second, tiny.id, NOON, TZ, actor=boss)
+    assert second.seller_id == ana.id
 
 
 def test_one_open_opportunity_per_customer_keeps_the_higher_priority(session, stores):

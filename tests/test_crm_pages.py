@@ -171,7 +171,7 @@ def test_seller_contacts_a_portfolio_customer(client, session, shop):
     response = client.post(f"/vendedor/clientes/{buyer.id}/contato")
     assert response.status_code == 303
     opened = session.scalar(select(Opportunity).where(Opportunity.customer_id == buyer.id))
-    assert opened.type is OpportunityType.CONTACT and opened.status is OpportunityStatus.IN_PROGRESS
+    assert opened.type is OpportunityType.CONTACT and opened.status is OpportunityStatus.ASSIGNED
     assert client.get(f"/vendedor/clientes/{stranger.id}").status_code == 404
     client.post(f"/vendedor/clientes/{stranger.id}/contato")
     assert session.scalar(select(Opportunity).where(Opportunity.customer_id == stranger.id)) is None
@@ -206,7 +206,8 @@ def test_manager_deactivates_a_seller_and_spreads_the_portfolio(client, session,
         buyer.owner_seller_id = shop["ana"].id
     session.commit()
     login(client, "gerente@loja.example")
-    response = client.post(f"/gestao/vendedores/{shop['ana'].id}/status", data={"action": "deactivate", "to": "even"})
+    response = client.post(f"/gestao/vendedores/{shop['ana'].id}/status",
+                           data={"action": "deactivate", "to": "even", "confirmar": "1"})
     assert response.status_code == 303
     session.expire_all()
     assert not session.get(User, shop["ana"].id).active
@@ -260,13 +261,12 @@ def test_results_page_ranks_sellers(client, session, shop):
 
 
 @pytest.mark.parametrize("query", ["de=9999-12-30&ate=9999-12-31", "de=0001-01-01&ate=0001-01-02"])
-def test_results_pages_fall_back_to_this_month_for_dates_out_of_range(client, session, shop, query):
-    """The period's end + 1 day overflowed past year 9999 (a 500); unusable dates mean the default period."""
+def test_results_pages_refuse_dates_out_of_range_with_the_fields_error(client, session, shop, query):
+    """The period's end + 1 day overflowed past year 9999 (a 500); unusable dates are the form's field errors."""
     login(client, "gerente@loja.example")
     page = client.get(f"/gestao/resultados?{query}")
-    assert page.status_code == 200
-    today = utcnow().astimezone(TZ).date()
-    assert f'value="{today.isoformat()}"' in page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert "use uma data entre 01/01/2000 e 31/12/2100" in page.get_data(as_text=True)
 
 
 def test_sellers_page_formats_counts_for_pt_br(client, session, shop):

@@ -116,8 +116,9 @@ def test_seller_contact_creates_a_tracked_contact_opportunity(session, store):
     seller = make_seller(session, "Ana", store, ddds=["11"])
     buyer = _portfolio(session, seller, 1)[0]
     opportunity = contact(session, seller, buyer, NOON)
-    assert opportunity.type is OpportunityType.CONTACT and opportunity.status is OpportunityStatus.IN_PROGRESS
-    assert opportunity.seller_id == seller.id and opportunity.started_at == NOON
+    # Assigned, not yet a conversation: it starts when the seller opens WhatsApp (start_conversation).
+    assert opportunity.type is OpportunityType.CONTACT and opportunity.status is OpportunityStatus.ASSIGNED
+    assert opportunity.seller_id == seller.id and opportunity.started_at is None
     stranger = customer(session, "+5511999990099")
     with pytest.raises(OpportunityError):
         contact(session, seller, stranger, NOON)

@@ -3,6 +3,7 @@ exposed by the API (GET /api/whatsapp/templates, PUT /api/recovery/settings)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -191,3 +192,68 @@ def test_the_api_refuses_a_bad_mapping_with_the_field(client, session, change, f
 @pytest.mark.parametrize("role", ["seller", "backoffice"])
 def test_templates_are_for_those_who_configure(client, session, role):
     assert client.get("/api/whatsapp/templates", headers=auth(token_for(session, role))).status_code == 403
+
+
+# --- the console's message editor (issue 20) --------------------------------------------------------------------
+
+EDITOR_PASSWORD = "uma-senha-bem-longa"
+
+
+@pytest.fixture
+def editor(runtime, session):
+    from app import create_app
+    from crm.users import create_user
+
+    app = create_app({"RUNTIME": runtime, "TESTING": True, "WTF_CSRF_ENABLED": False})
+    create_user(session, email="dona@loja.example", role="admin", password=EDITOR_PASSWORD, name="Dona")
+    session.commit()
+    client = app.test_client()
+    assert client.post("/entrar", data={"email": "dona@loja.example", "password": EDITOR_PASSWORD}).status_code == 302
+    return client
+
+
+def test_every_chip_of_the_editor_previews_readable_text(editor):
+    page = editor.get("/console/recuperacao/mensagem").get_data(as_text=True)
+    chips = re.findall(r'data-chips-for="template".*?</div>', page, re.S)[0]
+    offered = re.findall(r'data-variable="(\w+)"', chips)
+    assert "itens" in offered and "outros_itens" not in offered
+    for name in offered:
+        # (text around it: a message that is only {{ cupom }} is empty, and refused, for a shopper without coupon)
+        answer = editor.post("/console/recuperacao/previa", data={"template": "Oi! {{ " + name + " }}"}).get_json()
+        assert answer["ok"] and answer["preview"], name
+        assert not any(word in answer["preview"] for word in ("CartLine", "None", "[", "{")), (name, answer)
+    itens = editor.post("/console/recuperacao/previa", data={"template": "Oi!\n{{ itens }}"}).get_json()
+    assert itens["preview"] == "Oi!\n1x Tênis Corrida Preto (R$\xa0299,90)\n2x Camiseta Básica Branca (R$\xa059,90 cada)"
+    looped = editor.post("/console/recuperacao/previa",
+                         data={"template": "Oi! {% for i in itens %}{{ i.nome }}/{% endfor %}"}).get_json()
+    assert looped["preview"] == "Oi! Tênis Corrida Preto/Camiseta Básica Branca/"
+
+
+def test_a_syntax_error_is_explained_with_its_line_in_the_preview_and_on_save(editor, session):
+    broken = "Oi {{ nome }}!\nSeu cupom: {{ cupom }"
+    preview = editor.post("/console/recuperacao/previa", data={"template": broken}).get_json()
+    assert preview["ok"] is False and preview["error"].startswith("faltou fechar `}}` na linha 2")
+    saved = editor.post("/console/recuperacao/mensagem", data={"template": broken, "variant_b_template": ""})
+    page = saved.get_data(as_text=True)
+    assert saved.status_code == 400
+    assert re.search(r'id="template-error">faltou fechar `}}` na linha 2', page)
+    assert "unexpected" not in page
+    session.expire_all()
+    assert load_settings(session).template != broken
+
+
+def test_a_bot_text_syntax_error_is_explained_with_its_line(editor):
+    answer = editor.post("/console/robo/textos/greeting/previa", data={"body": "Oi!\n{{ loja }"}).get_json()
+    assert answer["ok"] is False and answer["error"].startswith("faltou fechar `}}` na linha 2")
+    saved = editor.post("/console/robo/textos/greeting", data={"body": "Oi!\n{{ loja }"})
+    assert saved.status_code == 400 and "faltou fechar `}}` na linha 2" in saved.get_data(as_text=True)
+
+
+def test_a_stored_template_with_the_old_default_still_sends_the_same_text(session):
+    from models.recovery import LEGACY_DEFAULT_TEMPLATE
+    from recovery.messages import render_message
+
+    text = render_message(LEGACY_DEFAULT_TEMPLATE, _variables(items=(("Tênis Corrida Preto", 1, Decimal("299.90")),
+                                                                      ("Meia", 2, Decimal("10")))))
+    assert text.startswith("Oi, Ana! Vimos que você deixou alguns itens esperando na Loja Demo: "
+                           "1x Tênis Corrida Preto, 2x Meia (R$\xa0319,90).")

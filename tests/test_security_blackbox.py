@@ -198,7 +198,7 @@ def test_deactivating_a_seller_ends_their_sessions(server):
     target = server.world.users["seller"].id
     deactivated = manager.post(server.url + f"/gestao/vendedores/{target}/status", data={
         "csrf_token": csrf_token(manager, server.url + f"/gestao/vendedores/{target}"), "action": "deactivate",
-        "to": "none"}, allow_redirects=False, timeout=10)
+        "to": "none", "confirmar": "1"}, allow_redirects=False, timeout=10)
     assert deactivated.status_code == 303
     assert seller.get(server.url + "/vendedor/", allow_redirects=False, timeout=10).status_code == 302
 

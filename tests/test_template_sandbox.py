@@ -5,6 +5,7 @@ No test asserts on timing: each asserts the error, and pytest-timeout stops a re
 
 from __future__ import annotations
 
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,8 +22,8 @@ from core.templating import (
 from crm.profile import SUGGESTION_SAMPLE, validate_suggestion
 from models import BotText
 from models.crm import DEFAULT_SUGGESTED_MESSAGE
-from models.recovery import DEFAULT_TEMPLATE
-from recovery.messages import CartLine, sample_variables, validate_template
+from models.recovery import DEFAULT_TEMPLATE, LEGACY_DEFAULT_TEMPLATE
+from recovery.messages import CartLine, build_variables, sample_variables, validate_template
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -40,7 +41,7 @@ ATTACKS = [
     ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
      "só é possível repetir (for) sobre listas como itens", "só é possível repetir (for) sobre listas"),
     ("Oi!{% for a in itens %}{% for b in itens %}{% for c in itens %}{% endfor %}{% endfor %}{% endfor %}",
-     "para um carrinho com 30 itens: linha 1: o texto repete (for) mais de 10.000 vezes",
+     "para um carrinho com 30 itens: o texto repete (for) mais de 10.000 vezes ao ser montado na linha 1",
      "o texto repete (for) mais de 10.000 vezes"),
     ("{{ 9**9**9 }}", "potência (**) não é permitida", "número grande demais"),
     ("{{ (nome ~ nome) * 100000 }}", "contas (+, -, *, /, //, %) só podem ser feitas com números",
@@ -162,21 +163,21 @@ def test_deep_nesting_is_refused_not_crashed():
 def test_the_bypass_of_a_single_sample_is_caught():
     with pytest.raises(TemplateRenderError) as unknown:
         validate_template("Oi {{ nome }}{% if nome != 'Ana' %}{{ boom }}{% endif %}")
-    assert unknown.value.message == "linha 1: variável desconhecida: 'boom'"
+    assert unknown.value.message == "variável desconhecida: 'boom' na linha 1"
     with pytest.raises(TemplateRenderError) as shape:
         validate_template("Oi {{ nome }}{% if nome != 'Ana' %}{{ itens[9].nome }}{% endif %}")
-    assert shape.value.message == "para um cliente sem nome: linha 1: a posição 9 não existe"
+    assert shape.value.message == "para um cliente sem nome: a posição 9 não existe na linha 1"
     # The same template, rendered for the sample shopper alone, would have passed.
     assert render_text("Oi {{ nome }}{% if nome != 'Ana' %}{{ itens[9].nome }}{% endif %}", SAMPLE) == "Oi Ana"
 
 
 def test_recovery_shapes_name_the_shopper_that_failed():
     cases = {
-        "Oi {{ nome }}, use {{ cupom[0] }}": "sem cupom: linha 1: a posição 0 não existe",
+        "Oi {{ nome }}, use {{ cupom[0] }}": "sem cupom: a posição 0 não existe na linha 1",
         "{% if cupom %}Cupom {{ cupom }}{% endif %}": "sem cupom: a mensagem ficou vazia",
         "{% for i in itens %}{{ i.nome }}{% endfor %}": "para um cliente sem carrinho: a mensagem ficou vazia",
-        "Oi {{ nome }}, seu carrinho: {{ itens[1].nome }}": "para um cliente sem carrinho: linha 1: a posição 1 "
-                                                           "não existe",
+        "Oi {{ nome }}, seu carrinho: {{ itens[1].nome }}": "para um cliente sem carrinho: a posição 1 "
+                                                           "não existe na linha 1",
         "Oi {{ nome }}: {% for i in itens %}{{ i.nome }}, {{ i.nome }}, {{ i.nome }}, {{ i.nome }}, {{ i.nome }}, "
         "{{ i.nome }}, {{ i.nome }}, {{ i.nome }}\n{% endfor %}": "para um carrinho com 30 itens: o texto passou de "
                                                                "4.096 caracteres",
@@ -189,27 +190,28 @@ def test_recovery_shapes_name_the_shopper_that_failed():
 
 
 @pytest.mark.parametrize("source,message", [
-    ("Oi {{ nome }}!\n{{ cupon }}", "linha 2: variável desconhecida: 'cupon'"),
-    ("{{ nome|center(20) }}", "linha 1: o filtro center não é permitido"),
-    ("Oi\n{{ nome }}\n{{ nome.upper() }}", "linha 3: chamadas de função não são permitidas"),
-    ("{% for c in nome %}{{ c }}{% endfor %}", "linha 1: só é possível repetir (for) sobre listas como itens"),
-    ("{% for i in itens %}{{ i.preço }}{% endfor %}", "linha 1: i não tem o campo preço"),
-    ("{{ itens.nome }}", "linha 1: itens é uma lista: use {% for item in itens %} para chegar a cada item"),
-    ("{{ nome + '!' }}", "linha 1: contas (+, -, *, /, //, %) só podem ser feitas com números; para juntar "
+    ("Oi {{ nome }}!\n{{ cupon }}", "variável desconhecida: 'cupon' na linha 2"),
+    ("{{ nome|center(20) }}", "o filtro center não é permitido na linha 1"),
+    ("Oi\n{{ nome }}\n{{ nome.upper() }}", "chamadas de função não são permitidas na linha 3"),
+    ("{% for c in nome %}{{ c }}{% endfor %}", "só é possível repetir (for) sobre listas como itens na linha 1"),
+    ("{% for i in itens %}{{ i.preço }}{% endfor %}", "i não tem o campo preço na linha 1"),
+    ("{{ itens.nome }}", "itens é uma lista: escreva {{ itens }} para mostrá-la inteira, ou use "
+                         "{% for item in itens %} para chegar a cada item na linha 1"),
+    ("{{ nome + '!' }}", "contas (+, -, *, /, //, %) só podem ser feitas com números na linha 1; para juntar "
                          "textos use ~"),
-    ("{{ itens[loop] }}", "linha 1: entre colchetes use só um nome ou número fixo, como itens[0]"),
-    ("{% include 'x' %}", "linha 1: incluir outros textos não é permitido"),
-    ("{% extends 'x' %}", "linha 1: estender outros textos ({% extends %}) não é permitido"),
-    ("{% import 'x' as y %}", "linha 1: importar outros textos não é permitido"),
-    ("{% block b %}x{% endblock %}", "linha 1: blocos ({% block %}) não são permitidos"),
-    ("{% filter upper %}x{% endfilter %}", "linha 1: o bloco {% filter %} não é permitido: aplique o filtro na "
-                                           "variável, como {{ nome|upper }}"),
-    ("{% call x() %}y{% endcall %}", "linha 1: o bloco {% call %} não é permitido"),
-    ("{{ {'a': 1} }}", "linha 1: dicionários ({...}) não são permitidos"),
-    ("{{ nome is palindrome }}", "linha 1: o teste palindrome não existe"),
-    ("{% for i in itens %}{{ loop.cycle('a', 'b') }}{% endfor %}", "linha 1: chamadas de função não são permitidas"),
-    ("{{ loop.index }}", "linha 1: variável desconhecida: 'loop'"),
-    ("{{ nome|join(*itens) }}", "linha 1: argumentos com * ou ** não são permitidos"),
+    ("{{ itens[loop] }}", "entre colchetes use só um nome ou número fixo, como itens[0] na linha 1"),
+    ("{% include 'x' %}", "incluir outros textos não é permitido na linha 1"),
+    ("{% extends 'x' %}", "estender outros textos ({% extends %}) não é permitido na linha 1"),
+    ("{% import 'x' as y %}", "importar outros textos não é permitido na linha 1"),
+    ("{% block b %}x{% endblock %}", "blocos ({% block %}) não são permitidos na linha 1"),
+    ("{% filter upper %}x{% endfilter %}", "o bloco {% filter %} não é permitido: aplique o filtro na "
+                                           "variável, como {{ nome|upper }} na linha 1"),
+    ("{% call x() %}y{% endcall %}", "o bloco {% call %} não é permitido na linha 1"),
+    ("{{ {'a': 1} }}", "dicionários ({...}) não são permitidos na linha 1"),
+    ("{{ nome is palindrome }}", "o teste palindrome não existe na linha 1"),
+    ("{% for i in itens %}{{ loop.cycle('a', 'b') }}{% endfor %}", "chamadas de função não são permitidas na linha 1"),
+    ("{{ loop.index }}", "variável desconhecida: 'loop' na linha 1"),
+    ("{{ nome|join(*itens) }}", "argumentos com * ou ** não são permitidos na linha 1"),
 ])
 def test_structure_errors_name_the_line_in_portuguese(source, message):
     with pytest.raises(TemplateRenderError) as refused:
@@ -218,21 +220,21 @@ def test_structure_errors_name_the_line_in_portuguese(source, message):
 
 
 @pytest.mark.parametrize("source,message", [
-    ("Oi\n{{ nome", "linha 2: faltou fechar `}}`"),
-    ("{% if nome %}Oi", "linha 1: faltou fechar o bloco `{% if %}` com `{% endif %}`"),
-    ("{% for i in itens %}{{ i.nome }}", "linha 1: faltou fechar o bloco `{% for %}` com `{% endfor %}`"),
-    ("Oi\n{{ nome }}\n{% endfor %}", "linha 3: `{% endfor %}` sem `{% for %}` correspondente"),
+    ("Oi\n{{ nome", "faltou fechar `}}` na linha 2"),
+    ("{% if nome %}Oi", "faltou fechar o bloco `{% if %}` com `{% endif %}` na linha 1"),
+    ("{% for i in itens %}{{ i.nome }}", "faltou fechar o bloco `{% for %}` com `{% endfor %}` na linha 1"),
+    ("Oi\n{{ nome }}\n{% endfor %}", "`{% endfor %}` sem `{% for %}` correspondente na linha 3"),
     ("{% for i in itens %}x{% endif %}",
-     "linha 1: `{% endif %}` sem `{% if %}` correspondente; antes, feche o bloco `{% for %}` com `{% endfor %}`"),
-    ("{{ nome }", "linha 1: `}` fora de lugar: confira se `{{` fecha com `}}` e `{%` com `%}`"),
-    ("{% if nome", "linha 1: faltou fechar `%}`"),
-    ("{{ 'Oi }}", "linha 1: um texto entre aspas ficou sem fechar"),
-    ("{# nota", "linha 1: faltou fechar o comentário com `#}`"),
-    ("{% foo %}", "linha 1: comando desconhecido: `{% foo %}`"),
-    ("{{ nome x }}", "linha 1: esperava `}}`, mas encontrou `x`"),
-    ("{{ }}", "linha 1: faltou uma variável ou valor antes de `}}`"),
-    ("{{ (nome }}", "linha 1: faltou fechar o parêntese `)`"),
-    ("{{ nome $ }}", "linha 1: caractere inesperado: $"),
+     "`{% endif %}` sem `{% if %}` correspondente na linha 1; antes, feche o bloco `{% for %}` com `{% endfor %}`"),
+    ("{{ nome }", "faltou fechar `}}` na linha 1; a variável abre com duas chaves e fecha com duas"),
+    ("{% if nome", "faltou fechar `%}` na linha 1"),
+    ("{{ 'Oi }}", "um texto entre aspas ficou sem fechar na linha 1"),
+    ("{# nota", "faltou fechar o comentário com `#}` na linha 1"),
+    ("{% foo %}", "comando desconhecido: `{% foo %}` na linha 1"),
+    ("{{ nome x }}", "esperava `}}`, mas encontrou `x` na linha 1"),
+    ("{{ }}", "faltou uma variável ou valor antes de `}}` na linha 1"),
+    ("{{ (nome }}", "faltou fechar o parêntese `)` na linha 1"),
+    ("{{ nome $ }}", "caractere inesperado: $ na linha 1"),
 ])
 def test_syntax_errors_are_explained_in_portuguese(source, message):
     with pytest.raises(TemplateRenderError) as refused:
@@ -246,7 +248,7 @@ def test_syntax_errors_are_explained_in_portuguese(source, message):
 def test_runtime_errors_name_the_line():
     with pytest.raises(TemplateRenderError) as refused:
         validate_template("Oi {{ nome }}\ntotal\n{{ 1/0 }}")
-    assert refused.value.message == "linha 3: divisão por zero"
+    assert refused.value.message == "divisão por zero na linha 3"
 
 
 # --- what merchants already use keeps working, exactly as before -------------------------------------------------
@@ -260,11 +262,45 @@ def _as_before(source: str, variables: dict) -> str:
     return env.from_string(source).render(**variables).strip()
 
 
-def test_the_default_recovery_template_validates_and_renders_as_before():
+def test_the_previous_default_recovery_template_still_validates_and_renders_as_before():
+    # Stores that saved their settings keep the old default (a loop over itens): it renders exactly as it did.
     sample = sample_variables(ZoneInfo("America/Sao_Paulo"))  # fresh: the coupon's expiry follows the clock
-    assert validate_template(DEFAULT_TEMPLATE, sample) == _as_before(DEFAULT_TEMPLATE, sample)
-    assert validate_template(DEFAULT_TEMPLATE).startswith("Oi, Ana! Vimos que você deixou alguns itens")
-    assert "1x Tênis Corrida Preto, 2x Camiseta Básica Branca (R$\xa0419,70)" in render_text(DEFAULT_TEMPLATE, SAMPLE)
+    assert validate_template(LEGACY_DEFAULT_TEMPLATE, sample) == _as_before(LEGACY_DEFAULT_TEMPLATE, sample)
+    assert "1x Tênis Corrida Preto, 2x Camiseta Básica Branca (R$\xa0419,70)" in render_text(LEGACY_DEFAULT_TEMPLATE,
+                                                                                           SAMPLE)
+
+
+def test_the_default_recovery_template_reads_plainly_and_lists_the_cart():
+    assert "{% for" not in DEFAULT_TEMPLATE and "item." not in DEFAULT_TEMPLATE
+    assert "{{ itens }}" in DEFAULT_TEMPLATE
+    text = validate_template(DEFAULT_TEMPLATE)
+    assert text.splitlines()[:4] == [
+        "Oi, Ana! Vimos que você deixou alguns itens esperando na Loja Demo.",
+        "1x Tênis Corrida Preto (R$\xa0299,90)",
+        "2x Camiseta Básica Branca (R$\xa059,90 cada)",
+        "Total: R$\xa0419,70",
+    ]
+    assert "CartLine" not in text and "[" not in text
+    no_cart = render_text(DEFAULT_TEMPLATE, {**SAMPLE, "itens": [], "total": ""})
+    assert "Total" not in no_cart and no_cart.startswith("Oi, Ana! Vimos que")
+
+
+def test_itens_prints_as_a_ready_list_and_loops_still_reach_each_line():
+    variables = build_variables(
+        name="Ana", store_name="Loja", items=[(f"Produto {n}", 1 + n % 2, Decimal("10")) for n in range(13)],
+        total=Decimal("200"), checkout_url="https://x/c", coupon_code=None, coupon_description=None,
+        coupon_url=None, coupon_expires_at=None, timezone=ZoneInfo("America/Sao_Paulo"))
+    printed = render_text("{{ itens }}", variables).splitlines()
+    assert printed[0] == "1x Produto 0 (R$\xa010,00)" and printed[1] == "2x Produto 1 (R$\xa010,00 cada)"
+    assert len(printed) == 11 and printed[-1] == "e mais 3 itens"
+    assert render_text("{% for i in itens %}{{ i.nome }};{% endfor %}", variables).count(";") == 10
+    assert render_text("{{ itens|first }} | {{ itens|length }} | {{ outros_itens }}", variables) == \
+        "1x Produto 0 (R$\xa010,00) | 10 | 3"
+    assert render_text("{% for i in itens %}{{ i }}\n{% endfor %}", variables).splitlines() == printed[:10]
+    assert render_text("{{ itens[:2] }}", variables) == "1x Produto 0 (R$\xa010,00), 2x Produto 1 (R$\xa010,00 cada)"
+    # Any other list printed as it is reads as its items, not as Python's repr.
+    assert render_text("{{ opcoes }}", {"opcoes": ["40", "41", "42"]}) == "40, 41, 42"
+    assert render_text("{{ itens }}", {"itens": []}) == ""
 
 
 def test_the_default_crm_suggestion_validates_and_renders_as_before():
@@ -272,7 +308,7 @@ def test_the_default_crm_suggestion_validates_and_renders_as_before():
     with pytest.raises(TemplateRenderError) as refused:
         validate_suggestion("Oi {{ nome }}, sou {{ vendedor }}{% if produtos %}{{ produtos }}{% endif %}"
                             "{% if not codigo_vendedor %}{{ codigo }}{% endif %}")
-    assert refused.value.message == "linha 1: variável desconhecida: 'codigo'"
+    assert refused.value.message == "variável desconhecida: 'codigo' na linha 1"
     with pytest.raises(TemplateRenderError) as shape:
         validate_suggestion("{% if produtos %}Vi que você gostou de {{ produtos }}{% endif %}")
     assert shape.value.message == "para uma oportunidade sem produtos: a mensagem ficou vazia"
@@ -292,17 +328,17 @@ def test_every_default_bot_text_validates_and_renders_as_before(session):
 def test_bot_texts_are_checked_for_every_shape_when_saved(session):
     with pytest.raises(TemplateRenderError) as refused:
         texts.save_override(session, "greeting", "Olá, {{ nome[0] }}!", store_name="Loja Demo")
-    assert refused.value.message == "para um cliente sem nome: linha 1: a posição 0 não existe"
+    assert refused.value.message == "para um cliente sem nome: a posição 0 não existe na linha 1"
     with pytest.raises(TemplateRenderError) as unknown:
         texts.save_override(session, "menu", "Menu da {{ loja }}\n{{ menu }}", store_name="Loja Demo")
-    assert unknown.value.message == "linha 2: variável desconhecida: 'menu'"
+    assert unknown.value.message == "variável desconhecida: 'menu' na linha 2"
     with pytest.raises(TemplateRenderError) as loop:
         texts.preview(session, "search_results", "{% for p in produtos %}{{ p.nome|center(9) }}{% endfor %}",
                       store_name="Loja Demo")
-    assert loop.value.message == "linha 1: o filtro center não é permitido"
+    assert loop.value.message == "o filtro center não é permitido na linha 1"
     with pytest.raises(TemplateRenderError) as no_list:
         texts.preview(session, "checkout", "{% for x in link %}{{ x }}{% endfor %}", store_name="Loja Demo")
-    assert no_list.value.message == "linha 1: este texto não tem listas para repetir com for"
+    assert no_list.value.message == "este texto não tem listas para repetir com for na linha 1"
     saved = texts.save_override(session, "cart_summary", "{% for i in itens %}{{ loop.index }}. {{ i.nome }}\n"
                                 "{% else %}Carrinho vazio{% endfor %}Total: {{ total }}", store_name="Loja Demo")
     assert saved.body.startswith("{% for i in itens %}")
@@ -352,8 +388,9 @@ def test_validate_returns_the_first_rendering_and_labels_the_failing_shape():
 def test_counted_lists_behave_like_the_lists_they_wrap():
     wrapped = CountedList([1, 2, 3])
     assert len(wrapped) == 3 and wrapped[0] == 1 and list(wrapped[1:]) == [2, 3] and 2 in wrapped
-    assert wrapped == [1, 2, 3] and str(wrapped) == "[1, 2, 3]" and list(reversed(wrapped)) == [3, 2, 1]
-    assert render_text("{{ itens }}", {"itens": [1, 2]}) == "[1, 2]"
+    assert wrapped == [1, 2, 3] and list(reversed(wrapped)) == [3, 2, 1]
+    assert str(wrapped) == "1, 2, 3" and repr(wrapped) == "[1, 2, 3]"  # printed, a list reads as its items
+    assert render_text("{{ itens }}", {"itens": [1, 2]}) == "1, 2"
     assert render_text("{{ itens|last }}{{ itens|first }}{{ itens|length }}", {"itens": (1, 2)}) == "212"
     assert MAX_ITERATIONS == 10_000 and MAX_OUTPUT_CHARS == 4096
 
@@ -373,3 +410,42 @@ def test_anything_a_merchant_types_is_either_accepted_or_refused_in_portuguese(f
             check(source)
         except TemplateRenderError as exc:
             assert exc.message and "Traceback" not in exc.message
+
+
+@pytest.mark.parametrize("source,message", [
+    ("Oi {{ nome }}!\nSeu cupom: {{ cupom }", "faltou fechar `}}` na linha 2; a variável abre com duas chaves e "
+                                             "fecha com duas"),
+    ("Oi {{ nome }} {{", "faltou fechar `}}` na linha 1"),
+    ("Oi\n{% if cupom }x{% endif %}", "faltou fechar `%}` na linha 2"),
+    ("{{ nome + }}", "faltou uma variável ou valor antes de `}}` na linha 1"),
+    ("Oi\n\n{{ nome|round }}", "um filtro ou teste foi usado com um valor de outro tipo (por exemplo, length num "
+                               "número ou round num texto) na linha 3"),
+    ("{{ nome > 1 }}", "só é possível comparar (<, >, <=, >=) números com números, ou textos com textos na linha 1"),
+    ("{{ nome|replace('a') }}", "o filtro ou teste replace recebeu valores a mais ou a menos entre parênteses na "
+                                "linha 1"),
+    ("{{ nome|round(2, 'x') }}", "o filtro round aceita 'common', 'ceil' ou 'floor' na linha 1"),
+])
+def test_what_merchants_mistype_is_said_in_portuguese_with_the_line(source, message):
+    with pytest.raises(TemplateRenderError) as refused:
+        validate_template(source)
+    assert refused.value.message == message
+    for english in ("unexpected", "expected", "TypeError", "not supported", "argument", "method"):
+        assert english not in refused.value.message
+
+
+def test_no_syntax_error_falls_back_to_jinjas_english():
+    sources = ["{{ nome }", "{{", "{%", "{% if %}", "{{ nome|upper( }}", "{{ 1 ++ }}", "{% for x in %}", "{{ 'a' ~ }}",
+               "{% if cupom == %}x{% endif %}", "{{ nome is }}", "{% for %}", "{{ nome.}}", "{{ nome !}}"]
+    for source in sources:
+        with pytest.raises(TemplateRenderError) as refused:
+            validate_template(source)
+        text = refused.value.message
+        assert "na linha 1" in text, source
+        assert not any(word in text for word in ("unexpected", "expected", "Encountered", "template", "token")), \
+            (source, text)
+
+
+def test_bot_text_syntax_errors_are_said_in_portuguese_with_the_line(session):
+    with pytest.raises(TemplateRenderError) as refused:
+        texts.save_override(session, "greeting", "Olá!\n{{ loja }", store_name="Loja Demo")
+    assert refused.value.message.startswith("faltou fechar `}}` na linha 2")

@@ -11,6 +11,7 @@ from werkzeug.routing import IntegerConverter
 
 from core.inputs import InputError
 from web import context
+from web.period import PeriodInvalid
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,14 @@ def init_app(app: Flask) -> None:
         return render_template("pages/error.html", title="Valor inválido",
                                message=f"O campo “{exc.field}” não pôde ser usado: {exc.message}."), 400
 
+    @app.errorhandler(PeriodInvalid)
+    def _bad_period(exc: PeriodInvalid):
+        # A page's period form with a day that cannot be read: the form again, with each field's error.
+        if _wants_json():
+            return jsonify(error="invalid parameters", fields=exc.errors), 400
+        return render_template("pages/period_error.html", first=exc.values.get("de", ""),
+                               last=exc.values.get("ate", ""), period_errors=exc.errors), 400
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -109,6 +118,7 @@ def init_app(app: Flask) -> None:
     from web.customers import bp as customers_bp
     from web.golive import bp as golive_bp
     from web.manager import bp as manager_bp
+    from web.replies import bp as replies_bp
     from web.seller import bp as seller_bp
 
     # Bearer-token API, signed webhooks, probes and the development simulator carry no browser session.
@@ -119,6 +129,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(console_bp)
     app.register_blueprint(customers_bp)
     app.register_blueprint(golive_bp)
+    app.register_blueprint(replies_bp)
     formatting.register(app, app.extensions["runtime"].settings.store_timezone)
     app.add_url_rule("/", "index", lambda: redirect(url_for("auth.login")))
 

@@ -27,23 +27,23 @@ from catalog.importing import FORMATS as CATALOG_FORMATS
 from catalog.importing import CatalogImportError, ImportReport, import_catalog
 from channel import template_sync
 from channel.templates import PLACEHOLDER
-from core.inputs import InputError, parse_id, parse_page
+from core.inputs import InputError, format_typed_day, parse_id, parse_page
 from core.templating import TemplateRenderError
 from crm import access
 from crm.access import Action, may
 from models import (
-    Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, TemplateStatus, Variant,
-    WhatsAppTemplate,
+    Coupon, Customer, CouponKind, CouponRule, Direction, FaqEntry, FrequencyUnit, Message, Product, TemplateStatus,
+    Variant, WhatsAppTemplate, utcnow,
 )
 from recovery import coupons, whatsapp_templates
 from recovery.config import FIELDS, SettingsInvalid, as_dict, load_settings, update_settings
-from recovery.messages import VARIABLES, sample_variables, validate_template
-from recovery.stats import funnel, recovery_stats
+from recovery.messages import CHIPS, VARIABLES, sample_variables, validate_template
+from recovery.stats import FUNNEL_BASE, funnel, recovery_stats
 from web import charts
 from web.context import db_session, runtime
 from web.auth import allowed
 from web.formatting import LABELS, PLATFORM_LABELS
-from web.seller import requested_days
+from web.period import requested_days
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -54,8 +54,10 @@ SETTINGS_FORM = ("enabled", "delay_minutes", "coupon_rule_id", "coupon_validity_
                  "variant_b_coupon_rule_id", "attribution_days", "max_age_hours", "coupon_url_pattern")
 TEMPLATE_FORM = ("template", "variant_b_template")
 MAX_FAQ_ANSWER = 1200  # bot.faq.save_entry refuses longer answers
-FUNNEL_LABELS = {"tracked": "Acompanhados", "due": "Prazo vencido", "sent": "Enviadas", "delivered": "Entregues",
-                 "read": "Lidas", "recovered": "Recuperados"}
+FUNNEL_LABELS = {"tracked": "Acompanhados", "due": "Prazo vencido", "deferred": "Adiadas", "sent": "Enviadas",
+                 "delivered": "Entregues", "read": "Lidas", "recovered": "Recuperados"}
+# Steps no one can measure in outbox mode: nothing leaves, so nothing is delivered or read.
+UNMEASURED_IN_OUTBOX = ("delivered", "read")
 
 
 @bp.app_context_processor
@@ -79,7 +81,19 @@ def dashboard():
     tz = runtime().settings.store_timezone
     first, last = requested_days(tz, default_days=30)
     stats = recovery_stats(session, start=first, end=last, tz=tz)
-    steps = [(key, FUNNEL_LABELS[key], count) for key, count in funnel(session, stats, start=first, end=last, tz=tz)]
+    outbox = runtime().settings.outbox_mode
+    counted = dict(funnel(session, stats, start=first, end=last, tz=tz))
+    # (key, label, count or None when it cannot be measured, share of the base step or None, base step's label)
+    funnel_rows = []
+    for key, count in counted.items():
+        # Statuses recorded while a provider was connected still count; new messages get none in outbox mode.
+        measured = not (outbox and key in UNMEASURED_IN_OUTBOX and not count)
+        base = FUNNEL_BASE.get(key)
+        base_count = counted.get(base) if base else None
+        share = count / base_count if measured and base_count else None
+        funnel_rows.append((key, FUNNEL_LABELS[key], count if measured else None, share,
+                            FUNNEL_LABELS[base] if base else None))
+    steps = [(key, label, count) for key, label, count, _, _ in funnel_rows if count is not None]
     totals = stats["totals"]
     days = [(date.fromisoformat(d["date"]), Decimal(d["recovered_revenue"])) for d in stats["by_day"]]
     variants = [(f"Variante {v}", m["sent"], m["recovered_orders"], m["conversion_rate"])
@@ -96,8 +110,11 @@ def dashboard():
         "variants": charts.variant_chart([(label, sent, rec) for label, sent, rec, _ in variants]),
         "skipped": charts.skipped_chart(reasons) if reasons else None,
     }
-    return render_template("pages/console/dashboard.html", first=first.isoformat(), last=last.isoformat(),
-                           totals=totals, steps=steps, days=days, variants=variants, reasons=reasons, errors=errors,
+    deferred = stats["deferred"]
+    deferred_reasons = [(r, LABELS.get(r, r), n) for r, n in deferred["by_reason"].items()]
+    return render_template("pages/console/dashboard.html", first=format_typed_day(first), last=format_typed_day(last),
+                           totals=totals, steps=steps, funnel_rows=funnel_rows, outbox=outbox, deferred=deferred,
+                           deferred_reasons=deferred_reasons, days=days, variants=variants, reasons=reasons, errors=errors,
                            reason_rows=reason_rows, paths=paths, blocked=blocked, template_reasons=TEMPLATE_REASONS,
                            coupon_problems=stats["coupon_problems"],
                            coupons=stats["coupons"], figures=figures, settings=load_settings(session))
@@ -194,7 +211,7 @@ def recovery_message():
     for name in TEMPLATE_FORM:
         previews[name] = _preview_recovery(values.get(name) or "") if values.get(name) else ("", None)
     return render_template("pages/console/message.html", values=values, errors=errors, variables=VARIABLES,
-                           previews=previews), 400 if errors else 200
+                           chips=CHIPS, previews=previews), 400 if errors else 200
 
 
 def _preview_recovery(source: str) -> tuple[str, str | None]:
@@ -506,10 +523,35 @@ def coupon_rule_status(rule_id: int):
     session = db_session()
     rule = _rule_or_404(rule_id)
     active = request.form.get("active") == "1"
+    if not active and rule.active and request.form.get("confirmar") != "1":
+        return render_template("pages/confirm.html", **_disable_rule_question(session, rule))
     coupons.set_rule_active(session, rule, active)
     session.commit()
     flash(f"Regra “{rule.name}” {'reativada' if active else 'desativada: seus cupons deixam de valer'}.", "info")
     return redirect(url_for(".coupon_rules")), 303
+
+
+def _disable_rule_question(session, rule: CouponRule) -> dict:
+    """The confirmation page of disabling a coupon rule: the codes that stop working, the recoverer's settings
+    that lose their coupon."""
+    outstanding = session.scalar(select(func.count()).select_from(Coupon).where(
+        Coupon.rule_id == rule.id, Coupon.redeemed_at.is_(None), Coupon.expires_at > utcnow())) or 0
+    if outstanding:
+        codes = ("1 cupom já enviado e ainda não usado deixa" if outstanding == 1 else
+                 f"{outstanding} cupons já enviados e ainda não usados deixam")
+        lines = [f"{codes} de valer: quem tentar usar não recebe o desconto."]
+    else:
+        lines = ["Nenhum cupom desta regra enviado e ainda válido: nenhum cliente perde um desconto já recebido."]
+    settings = load_settings(session)
+    variants = [name for name, rule_id in (("A", settings.coupon_rule_id), ("B", settings.variant_b_coupon_rule_id))
+                if rule_id == rule.id]
+    if variants:
+        lines.append(f"A recuperação usa esta regra na variante {' e '.join(variants)}: as próximas mensagens "
+                     "saem sem cupom até você escolher outra regra.")
+    lines.append("Nenhum código novo é criado com ela. Dá para reativar depois.")
+    return {"title": f"Desativar a regra “{rule.name}”?", "consequences": lines,
+            "action": url_for(".coupon_rule_status", rule_id=rule.id), "fields": [("active", "0")],
+            "confirm_label": "Sim, desativar", "cancel_url": url_for(".coupon_rules")}
 
 
 # --- bot texts and FAQ -------------------------------------------------------------------------------------
@@ -573,7 +615,17 @@ def bot_text_preview(key: str):
 @allowed(Action.CONFIGURE_BRAND)
 def bot_text_reset(key: str):
     session = db_session()
-    texts.reset_override(session, _text_key_or_404(key))
+    key = _text_key_or_404(key)
+    if request.form.get("confirmar") != "1":
+        overridden = texts.current_source(session, key)[1]
+        lines = ([f"O texto personalizado de “{texts.description(key)}” é apagado e o robô volta a usar o texto "
+                  "original já na próxima conversa.", "Não dá para desfazer: copie o texto atual antes, se quiser "
+                  "guardá-lo."] if overridden else
+                 [f"“{texts.description(key)}” já usa o texto original: nada muda."])
+        return render_template("pages/confirm.html", title="Restaurar o texto original?", consequences=lines,
+                               action=url_for(".bot_text_reset", key=key), fields=[],
+                               confirm_label="Sim, restaurar o original", cancel_url=url_for(".bot_text", key=key))
+    texts.reset_override(session, key)
     session.commit()
     flash("Texto original restaurado.", "info")
     return redirect(url_for(".bot_text", key=key)), 303

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 from flask import Flask
+from markupsafe import Markup, escape
 
 from core.phones import format_phone
 
@@ -21,6 +23,7 @@ LABELS = {
     "recovery_not_converted": "Não comprou após a mensagem de recuperação", "seller_contact": "Contato do vendedor",
     "campaign": "Campanha",
     "inbound": "Cliente", "bot": "Robô", "recovery": "Recuperação", "order": "Pedido",
+    "seller": "Equipe da loja", "system": "Sistema",
     # recovery skip reasons (recovery/eligibility.py)
     "disabled": "Recuperação desligada", "opted_out": "Cliente pediu para sair", "purchased": "Já comprou",
     "handoff": "Com um vendedor", "frequency_limit": "Limite de frequência", "recent_coupon_use": "Usou cupom há pouco",
@@ -61,7 +64,46 @@ PLATFORM_LABELS = {"generic": "Loja própria (contrato genérico)", "shopify": "
                    "woocommerce": "WooCommerce"}
 
 
+# WhatsApp's formatting: *bold*, _italic_, ~strikethrough~ and ```monospace```. A marker opens after the start, a
+# space or punctuation and before a non-space, and closes after a non-space and before the end, a space or
+# punctuation (so snake_case, 2*3*4 and URLs with underscores stay as they are); never across lines.
+_MONO = re.compile(r"```(.+?)```", re.S)
+_INLINE = re.compile(r"(?<![\w*_~])([*_~])(?=\S)([^\n]*?\S)\1(?![\w*_~])")
+_INLINE_TAGS = {"*": "strong", "_": "em", "~": "s"}
+_MAX_NESTING = 3  # *_~x~_* at most; deeper markers are shown as typed (and no recursion runs away)
+
+
+def _inline(text: str, depth: int = 0) -> str:
+    if depth >= _MAX_NESTING:
+        return str(escape(text))
+    out, pos = [], 0
+    while (match := _INLINE.search(text, pos)) is not None:
+        tag = _INLINE_TAGS[match.group(1)]
+        out.append(str(escape(text[pos:match.start()])))
+        out.append(f"<{tag}>{_inline(match.group(2), depth + 1)}</{tag}>")
+        pos = match.end()
+    out.append(str(escape(text[pos:])))
+    return "".join(out)
+
+
+def whatsapp_html(text: str | None) -> Markup:
+    """A message body as WhatsApp shows it, as safe HTML: every piece of the text is escaped, and only our own
+    <strong>, <em>, <s> and <code> tags are added around it. Line breaks are kept as they are (the thread's CSS
+    preserves them)."""
+    if not text:
+        return Markup("")
+    out, pos = [], 0
+    for match in _MONO.finditer(text):
+        out.append(_inline(text[pos:match.start()]))
+        out.append(f"<code>{escape(match.group(1))}</code>")
+        pos = match.end()
+    out.append(_inline(text[pos:]))
+    return Markup("".join(out))
+
+
 def register(app: Flask, timezone) -> None:
+    app.add_template_filter(whatsapp_html, "whatsapp")
+
     @app.template_filter("reais")
     def reais(value: Decimal | int | None) -> str:
         return format_currency(value or 0, "BRL", locale="pt_BR")

@@ -20,16 +20,22 @@ from core.templating import TemplateRenderError
 from crm import access, hours as store_hours_rules, intake
 from crm import jobs as crm_jobs
 from crm.access import Action
-from crm.assignment import daily_cap
-from crm.opportunities import OPEN_STATUSES, OpportunityError, crm_settings
+from crm.assignment import NoCapacity, daily_cap, local_midnight, reassign
+from crm.opportunities import (
+    DEADLINE_LIMITS, DEADLINE_PRIORITIES, DEADLINE_TYPES, OPEN_STATUSES, OpportunityError, crm_settings, deadline_rules,
+)
 from crm.portfolio import EVEN, deactivate, set_active
+from crm.portfolio import HELD as PORTFOLIO_HELD
 from crm.profile import validate_suggestion
 from crm.results import report
 from crm.users import UserError, create_user, revoke_sessions
-from models import Customer, Opportunity, OpportunityStatus, Role, Store, User, utcnow
+from models import (
+    Customer, CustomerNote, Opportunity, OpportunityEvent, OpportunityStatus, OpportunityType, Role, Store, User, utcnow,
+)
 from web.context import db_session, runtime
 from web.auth import allowed
-from web.seller import period_from_args
+from web.period import period_from_args
+from web.seller import NOTE_LABELS
 
 bp = Blueprint("manager", __name__, url_prefix="/gestao")
 
@@ -103,6 +109,45 @@ def seller(seller_id: int):
                            cap=daily_cap(target), colleagues=colleagues), 400 if errors else 200
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _deactivation_question(session, target: User, destination: str, receiver: User | None) -> dict:
+    """The confirmation page of a deactivation: how many customers and open opportunities move, and where to."""
+    customers = session.scalar(select(func.count()).select_from(Customer)
+                               .where(Customer.owner_seller_id == target.id)) or 0
+    opportunities = session.scalar(select(func.count()).select_from(Opportunity).where(
+        Opportunity.seller_id == target.id, Opportunity.status.in_(PORTFOLIO_HELD))) or 0
+    moving = customers + opportunities
+    if destination == EVEN:
+        names = session.scalars(select(User.name).where(
+            User.role == Role.SELLER, User.active.is_(True), User.store_id == target.store_id,
+            User.id != target.id).order_by(User.name)).all()
+        where = ("entre os vendedores ativos da loja, de forma equilibrada (" + ", ".join(names) + ")" if names
+                 else "entre os vendedores ativos da loja, mas não há nenhum outro: a inativação será recusada")
+    elif receiver is not None:
+        where = f"para {receiver.name}"
+    else:
+        where = "de volta à fila de atribuição, que os entrega a outros vendedores"
+    if moving:
+        verb = "será redistribuído" if moving == 1 and customers else (
+            "será redistribuída" if moving == 1 else "serão redistribuídos")
+        moved = (f"{_count(customers, 'cliente', 'clientes')} da carteira e "
+                 f"{_count(opportunities, 'oportunidade aberta', 'oportunidades abertas')} {verb} {where}.")
+    else:
+        moved = f"{target.name} não tem clientes na carteira nem oportunidades abertas: nada será redistribuído."
+    return {
+        "title": f"Inativar {target.name}?",
+        "consequences": [moved, f"{target.name} deixa de receber sugestões e perde o acesso agora: as sessões "
+                                "abertas terminam. Dá para ativar de novo depois, mas a carteira não volta."],
+        "action": url_for(".seller_status", seller_id=target.id),
+        "fields": [("action", "deactivate"), ("to", destination)],
+        "confirm_label": "Sim, inativar e redistribuir" if moving else "Sim, inativar",
+        "cancel_url": url_for(".seller", seller_id=target.id),
+    }
+
+
 @bp.post("/vendedores/<id:seller_id>/status")
 @allowed(Action.MANAGE_PEOPLE)
 def seller_status(seller_id: int):
@@ -115,11 +160,16 @@ def seller_status(seller_id: int):
             set_active(session, target, True)
             message = "Vendedor ativado."
         elif action == "deactivate":
+            receiver = None
             if destination not in (EVEN, "none"):
                 try:
-                    _seller_in_scope(parse_id(destination, "to"))
+                    receiver = _seller_in_scope(parse_id(destination, "to"))
                 except InputError:
                     raise OpportunityError("to", "escolha quem recebe a carteira") from None
+            if request.form.get("confirmar") != "1":
+                # Asked once, with what will happen; the action runs only on the confirmation's own POST.
+                return render_template("pages/confirm.html", **_deactivation_question(session, target, destination,
+                                                                                      receiver))
             now = utcnow()
             moved = deactivate(session, target, now, actor=current_user,
                                to=None if destination == "none" else destination)
@@ -212,13 +262,100 @@ def opportunities():
                   "ignoradas (quarentena, opt-out).", "info")
             return redirect(url_for(".opportunities")), 303
     status = request.args.get("status", "")
+    kind = request.args.get("tipo", "")
+    sellers = session.scalars(select(User).where(access.seller_clause(current_user)).order_by(User.name)).all()
+    seller_arg = request.args.get("vendedor", "")
     query = (access.visible_opportunities(session, current_user)
              .order_by(Opportunity.priority.desc(), Opportunity.created_at.desc()).limit(200))
     if status in {s.value for s in OpportunityStatus}:
         query = query.where(Opportunity.status == OpportunityStatus(status))
+    if kind in {t.value for t in OpportunityType}:
+        query = query.where(Opportunity.type == OpportunityType(kind))
+    if seller_arg == "nenhum":
+        query = query.where(Opportunity.seller_id.is_(None))
+    elif seller_arg in {str(s.id) for s in sellers}:
+        query = query.where(Opportunity.seller_id == int(seller_arg))
+    else:
+        seller_arg = ""
     return render_template("pages/manager/opportunities.html", items=session.scalars(query).all(),
                            row_errors=row_errors, status=status, statuses=list(OpportunityStatus),
+                           kind=kind, kinds=list(OpportunityType), sellers=sellers, seller_arg=seller_arg,
                            form=request.form), 400 if row_errors else 200
+
+
+EVENT_LABELS = {"created": "Criada", "assigned": "Atribuída", "reassigned": "Reatribuída", "status": "Status alterado",
+                "merged": "Nova origem somada", "contact": "Contato do vendedor"}
+
+
+def _opportunity_in_scope(opportunity_id: int, *, lock: bool = False) -> Opportunity:
+    query = access.visible_opportunities(db_session(), current_user).where(Opportunity.id == opportunity_id)
+    found = db_session().scalar(query.with_for_update() if lock else query)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _capacity(session, sellers: list[User]) -> dict[int, dict]:
+    """Each seller's room for more work today, as the reassignment checks it (crm.assignment.reassign)."""
+    ids = [s.id for s in sellers]
+    if not ids:
+        return {}
+    day_start = local_midnight(utcnow(), runtime().settings.store_timezone)
+    today = dict(session.execute(select(OpportunityEvent.to_seller_id, func.count()).where(
+        OpportunityEvent.to_seller_id.in_(ids), OpportunityEvent.kind.in_(("assigned", "reassigned")),
+        OpportunityEvent.at >= day_start).group_by(OpportunityEvent.to_seller_id)).all())
+    portfolio = dict(session.execute(select(Customer.owner_seller_id, func.count()).where(
+        Customer.owner_seller_id.in_(ids)).group_by(Customer.owner_seller_id)).all())
+    return {s.id: {"today": today.get(s.id, 0), "cap": daily_cap(s), "portfolio": portfolio.get(s.id, 0),
+                   "max": s.max_portfolio} for s in sellers}
+
+
+@bp.get("/oportunidades/<id:opportunity_id>")
+@allowed(Action.WORK_OPPORTUNITIES)
+def opportunity(opportunity_id: int):
+    session = db_session()
+    item = _opportunity_in_scope(opportunity_id)
+    people_ids = {e.actor_id for e in item.events} | {e.from_seller_id for e in item.events} | {
+        e.to_seller_id for e in item.events}
+    people_ids.discard(None)
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(people_ids)))} if people_ids else {}
+    notes = session.scalars(select(CustomerNote).where(CustomerNote.customer_id == item.customer_id)
+                            .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc()).limit(50)).all()
+    targets = []
+    if item.is_open:
+        targets = [s for s in session.scalars(select(User).where(
+            access.seller_clause(current_user), User.active.is_(True)).order_by(User.name)) if s.id != item.seller_id]
+    return render_template("pages/manager/opportunity.html", item=item, events=list(reversed(item.events)),
+                           people=people, event_labels=EVENT_LABELS, notes=notes, note_labels=NOTE_LABELS,
+                           targets=targets,
+                           capacity=_capacity(session, targets),
+                           may_open_customer=access.may_see_customer(session, current_user, item.customer))
+
+
+@bp.post("/oportunidades/<id:opportunity_id>/reatribuir")
+@allowed(Action.WORK_OPPORTUNITIES)
+def reassign_opportunity(opportunity_id: int):
+    """Give an open opportunity to another active seller of the manager's scope, within that seller's capacity;
+    the event records who did it."""
+    session = db_session()
+    item = _opportunity_in_scope(opportunity_id, lock=True)
+    try:
+        target_id = parse_id(request.form.get("seller_id", ""), "seller_id")
+    except InputError:
+        target_id = None
+    target = session.get(User, target_id) if target_id is not None else None
+    try:
+        if target is None or not access.may_hand_to(current_user, target):
+            raise NoCapacity("escolha um vendedor ativo da sua loja")
+        actor = session.get(User, current_user.id)
+        reassign(session, item, target.id, utcnow(), runtime().settings.store_timezone, actor=actor)
+    except (NoCapacity, OpportunityError) as exc:
+        session.rollback()
+        flash(f"Não foi possível reatribuir: {exc.message}.", "error")
+        return redirect(url_for(".opportunity", opportunity_id=opportunity_id)), 303
+    session.commit()
+    flash(f"Oportunidade reatribuída para {target.name or target.email}.", "info")
+    return redirect(url_for(".opportunity", opportunity_id=opportunity_id)), 303
 
 
 @bp.route("/configuracoes", methods=["GET", "POST"])
@@ -228,10 +365,12 @@ def rules():
     settings = crm_settings(session)
     errors = {}
     if request.method == "POST":
-        limits = {"quarantine_days": (0, 365), "recovery_followup_hours": (0, 720), "attribution_days": (1, 90),
-                  "default_deadline_hours": (1, 720)}
-        # The opening hours and the response time were added to the page later: a form without them (an older
-        # page, a script) leaves them as they are.
+        limits = {"quarantine_days": (0, 365), "recovery_followup_hours": (0, 720), "attribution_days": (1, 90)}
+        # The opening hours, the response time and the deadlines by type and priority were added to the page
+        # later: a form without them (an older page, a script) leaves them as they are. The deadlines replaced
+        # the single default deadline, still accepted from such a form.
+        if "default_deadline_hours" in request.form:
+            limits["default_deadline_hours"] = (1, 720)
         if "handoff_response_minutes" in request.form:
             limits["handoff_response_minutes"] = store_hours_rules.RESPONSE_MINUTES
         values = {}
@@ -253,6 +392,9 @@ def rules():
                 values["opening_hours"] = store_hours_rules.parse_form(request.form)
             except store_hours_rules.HoursInvalid as exc:
                 errors.update(exc.errors)
+        if any(name.startswith("deadline_") for name in request.form):
+            values["deadline_hours"], deadline_errors = _parse_deadlines(request.form)
+            errors.update(deadline_errors)
         if not errors:
             for name, value in values.items():
                 setattr(settings, name, value)
@@ -261,8 +403,43 @@ def rules():
             return redirect(url_for(".rules")), 303
     hours = store_hours_rules.store_hours(session)
     return render_template("pages/manager/rules.html", settings=settings, errors=errors, form=request.form,
-                           hours=_hours_rows(hours, request.form), hours_text=store_hours_rules.describe(hours)), \
+                           hours=_hours_rows(hours, request.form), hours_text=store_hours_rules.describe(hours),
+                           deadlines=_deadline_rows(settings, request.form)), \
         400 if errors else 200
+
+
+DEADLINE_TYPE_LABELS = {"behavior": "Comportamento (carrinho, navegação, recuperação)", "segment": "Segmento (campanha)",
+                        "manual": "Manual (gestão ou API)", "contact": "Contato do vendedor"}
+DEADLINE_PRIORITY_LABELS = {"high": "Alta", "normal": "Normal", "low": "Baixa"}
+
+
+def deadline_field(type_name: str, priority: str) -> str:
+    return f"deadline_{type_name}_{priority}"
+
+
+def _parse_deadlines(form) -> tuple[dict, dict[str, str]]:
+    """Every type × priority, a whole number of opening hours; errors by field, in pt-BR."""
+    low, high = DEADLINE_LIMITS
+    values, errors = {}, {}
+    for type_name in DEADLINE_TYPES:
+        values[type_name] = {}
+        for priority in DEADLINE_PRIORITIES:
+            name = deadline_field(type_name, priority)
+            try:
+                values[type_name][priority] = parse_int(form.get(name, ""), name, minimum=low, maximum=high)
+            except InputError:
+                errors[name] = f"use um número inteiro de horas entre {low} e {high}"
+    return values, errors
+
+
+def _deadline_rows(settings, form) -> list[dict]:
+    """One row per type for the form: what was posted, or else the rules in force."""
+    rules = deadline_rules(settings)
+    posted = any(name.startswith("deadline_") for name in form)
+    return [{"label": DEADLINE_TYPE_LABELS[type_name], "cells": [
+        {"name": deadline_field(type_name, priority), "label": DEADLINE_PRIORITY_LABELS[priority],
+         "value": form.get(deadline_field(type_name, priority), "") if posted else rules[type_name][priority]}
+        for priority in DEADLINE_PRIORITIES]} for type_name in DEADLINE_TYPES]
 
 
 def _hours_rows(hours: store_hours_rules.OpeningHours, form) -> list[dict]:

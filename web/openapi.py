@@ -267,6 +267,16 @@ def _schemas() -> dict[str, dict]:
                                               "additionalProperties": {"type": "integer", "minimum": 0}},
                     },
                 },
+                "deferred": {
+                    "type": "object", "required": ["count", "by_reason", "next_at"],
+                    "description": "tentativas do período esperando para sair agora (horário de silêncio, ou a "
+                                   "plataforma da loja sem criar o cupom), por motivo, e o próximo envio previsto",
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0},
+                        "by_reason": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                        "next_at": {"type": "string", "format": "date-time", "nullable": True},
+                    },
+                },
                 "from": {"type": "string", "format": "date"},
                 "to": {"type": "string", "format": "date"},
                 "timezone": {"type": "string", "example": "America/Sao_Paulo"},

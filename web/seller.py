@@ -3,24 +3,63 @@ A seller sees only their own opportunities and customers."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from core.inputs import supported_day
 from crm.access import Action, may_see_customer
+from crm.optouts import OPT_OUT_NOTE, record_opt_out
 from crm.opportunities import OpportunityError, contact, move, start_conversation
 from crm.profile import history, recommended_products, suggested_message, whatsapp_link
 from crm.results import report
-from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, utcnow
+from models import Customer, CustomerNote, Opportunity, OpportunityResult, OpportunityStatus, User, utcnow
 from web.context import db_session, runtime
 from web.auth import allowed
+from web.formatting import LABELS
+from web.period import period_from_args
 
 bp = Blueprint("seller", __name__, url_prefix="/vendedor")
 
 HELD = (OpportunityStatus.ASSIGNED, OpportunityStatus.IN_PROGRESS)
+NOTE_LABELS = {"oportunidade": "Observação ao finalizar", OPT_OUT_NOTE: "Opt-out", "nota": "Anotação",
+               "feedback": "Feedback", "reclamacao": "Reclamação", "visita": "Visita"}
+PREVIOUS_NOTES = 10
+NOTES_IN_HISTORY = 30
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    label: str
+    text: str
+    kind: str  # the history entry's kind, or note-<kind> for a shared note
+    author: str | None = None
+
+
+def customer_history(session, customer: Customer) -> list[HistoryLine]:
+    """What a seller reads of a customer, newest first: the conversation, recovery messages and orders
+    (crm.profile.history) and the shared notes: finishing notes of opportunities, opt-outs recorded by a
+    person, and the notes typed in the Clientes module."""
+    lines = [HistoryLine(e.at, LABELS.get(e.kind, e.kind), e.text, e.kind) for e in history(session, customer)]
+    notes = session.scalars(select(CustomerNote).where(CustomerNote.customer_id == customer.id)
+                            .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc()).limit(NOTES_IN_HISTORY))
+    for note in notes:
+        author = (note.author.name or note.author.email) if note.author is not None else None
+        lines.append(HistoryLine(note.created_at, NOTE_LABELS.get(note.kind, "Anotação"), note.text,
+                                 f"note-{note.kind}", author))
+    lines.sort(key=lambda line: line.at, reverse=True)
+    return lines
+
+
+def previous_notes(session, item: Opportunity) -> list[Opportunity]:
+    """The customer's earlier finished opportunities that have a finishing note, newest first."""
+    return list(session.scalars(select(Opportunity).where(
+        Opportunity.customer_id == item.customer_id, Opportunity.id != item.id,
+        Opportunity.status == OpportunityStatus.FINISHED, Opportunity.result_note.is_not(None))
+        .order_by(Opportunity.finished_at.desc(), Opportunity.id.desc()).limit(PREVIOUS_NOTES)))
 
 
 def _own_opportunity(opportunity_id: int) -> Opportunity:
@@ -48,7 +87,8 @@ def opportunity(opportunity_id: int):
     products = recommended_products(session, item.customer, item.recommended_skus)
     message = suggested_message(session, item, current_user, runtime().settings.store_name, products)
     return render_template("pages/seller/opportunity.html", item=item, products=products, message=message,
-                           history=history(session, item.customer), results=list(OpportunityResult))
+                           history=customer_history(session, item.customer), results=list(OpportunityResult),
+                           previous=previous_notes(session, item))
 
 
 @bp.post("/oportunidades/<id:opportunity_id>/iniciar")
@@ -103,7 +143,7 @@ def customer(customer_id: int):
     found = session.get(Customer, customer_id)
     if found is None or not may_see_customer(session, current_user, found):
         abort(404)
-    return render_template("pages/seller/customer.html", customer=found, history=history(session, found))
+    return render_template("pages/seller/customer.html", customer=found, history=customer_history(session, found))
 
 
 @bp.post("/clientes/<id:customer_id>/contato")
@@ -114,44 +154,33 @@ def start_contact(customer_id: int):
     if found is None or not may_see_customer(session, current_user, found):
         abort(404)
     try:
-        item = contact(session, current_user, found, utcnow())
+        item = contact(session, current_user, found, utcnow(), runtime().settings.store_timezone)
     except OpportunityError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".portfolio")), 303
     session.commit()
+    # Still "assigned": it moves to "em conversa" when the seller opens WhatsApp from the opportunity page.
     return redirect(url_for(".opportunity", opportunity_id=item.id)), 303
 
 
-def requested_days(tz, default_days: int | None = None) -> tuple[date, date]:
-    """The ``de``/``ate`` dates of the query string in the store's calendar. By default (or when they make no
-    sense) this month so far, or the last ``default_days`` days."""
-    today = utcnow().astimezone(tz).date()
-    default_first = today - timedelta(days=default_days - 1) if default_days else today.replace(day=1)
-    first = _day_arg("de") or default_first
-    last = _day_arg("ate") or today
-    if last < first or (last - first).days > 366:
-        first, last = default_first, today
-    return first, last
-
-
-def _day_arg(name: str) -> date | None:
-    """A ``AAAA-MM-DD`` query value; anything else (a typo, 10**25, year 9999) is ignored, the default applies."""
-    raw = request.args.get(name, "")
-    if len(raw) != 10 or not raw.isascii():
-        return None
-    try:
-        day = datetime.strptime(raw, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-    return day if supported_day(day) else None
-
-
-def period_from_args(tz) -> tuple[datetime, datetime, str, str]:
-    """``requested_days`` as UTC instants [start, end) plus the dates for the form."""
-    first, last = requested_days(tz)
-    start = datetime.combine(first, time.min, tzinfo=tz).astimezone(timezone.utc)
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
-    return start, end, first.isoformat(), last.isoformat()
+@bp.post("/clientes/<id:customer_id>/opt-out")
+@allowed(Action.READ_CUSTOMERS)
+def opt_out(customer_id: int):
+    """Record that the customer does not want to receive messages any more (a seller asked, as the seller guide
+    says; or an office user in the Clientes module). Anyone who may see the customer may record it."""
+    session = db_session()
+    found = session.get(Customer, customer_id)
+    if found is None or not may_see_customer(session, current_user, found):
+        abort(404)
+    actor = session.get(User, current_user.id)
+    if record_opt_out(session, found, actor, utcnow(), request.form.get("detail") or ""):
+        session.commit()
+        flash("Opt-out registrado: o cliente não recebe mais mensagens automáticas nem novas oportunidades.", "info")
+    else:
+        flash("Este cliente já estava sem receber mensagens.", "info")
+    if request.form.get("voltar") == "clientes":
+        return redirect(url_for("customers.detail", customer_id=found.id) + "#contato"), 303
+    return redirect(url_for(".customer", customer_id=found.id)), 303
 
 
 @bp.get("/resultados")

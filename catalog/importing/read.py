@@ -91,12 +91,21 @@ def _read_csv(text: str, format: str) -> ParsedCatalog:
 
     rows: list[Row] = []
     width = len(header.names)
+    # Columns a record must reach: up to the header's last named one (Excel may add unnamed ";;" at the end).
+    named = max((i + 1 for i, name in enumerate(header.names) if name), default=width)
     for record in rows_in:
         row_errors = [RowError(record.line, _column_label(header, i), message) for i, message in record.problems]
         if len(record.values) > width and any(v.strip() for v in record.values[width:]):
             row_errors.append(RowError(record.line, ROW_FIELD, f"a linha tem mais colunas que o cabeçalho "
                                                                f"({len(record.values)} em vez de {width}); "
                                                                "confira o separador e as aspas"))
+        elif len(record.values) < named and not record.problems:
+            # A short record is a cut or mis-separated line, not empty cells: "estoque" missing would silently
+            # mean "not tracked" (sells always), so it is refused, not padded.
+            missing = ", ".join(f"\"{name}\"" for name in header.names[len(record.values):named] if name)
+            row_errors.append(RowError(record.line, ROW_FIELD, f"a linha tem menos colunas que o cabeçalho "
+                                                               f"({len(record.values)} em vez de {named}; faltam "
+                                                               f"{missing}): confira o separador e as aspas"))
         cells = record.values[:width] + [""] * (width - len(record.values))
         if dialect == "csv":
             pairs = []
