@@ -161,6 +161,19 @@ def test_store_manager_sees_their_store_and_reassigns_within_it(client, session,
     assert refused.status_code == 400 and "seller_id" in refused.json["fields"]
 
 
+def test_reassigning_through_the_api_respects_the_targets_capacity(client, session, shop):
+    """The same rule as the manager's page (crm.assignment.reassign): a full portfolio refuses with the reason."""
+    held = _held_by(session, shop["ana"], "+5511999990001")
+    full = make_seller(session, "Bia", shop["sp"], ddds=["11"])
+    full.max_portfolio = 0
+    manager = _token(session, "gerente.sp@loja.example", "manager", shop["sp"])
+    session.commit()
+    refused = client.patch(f"{URL}/{held.id}", json={"seller_id": full.id}, headers=manager)
+    assert refused.status_code == 400 and "carteira" in refused.json["fields"]["seller_id"]
+    session.expire_all()
+    assert session.get(type(held), held.id).seller_id == shop["ana"].id  # nothing changed
+
+
 def test_customer_360_shows_opportunities_orders_and_history(client, session, shop):
     _held_by(session, shop["ana"], "+5511999990001")
     admin = _token(session, "admin@loja.example", "admin")

@@ -14,7 +14,8 @@ from core.queues import enqueue_after_commit
 from crm import customer360, intake, recommendations
 from crm import jobs as crm_jobs
 from crm.access import Action, may, may_hand_to, may_see_customer, visible_opportunities
-from crm.opportunities import PRIORITIES, OpportunityError, hand_to, move
+from crm.assignment import NoCapacity, reassign
+from crm.opportunities import PRIORITIES, OpportunityError, move
 from crm.profile import customer_json, opportunity_json
 from models import Customer, Opportunity, OpportunityResult, OpportunityStatus, OpportunityType, Role, User, utcnow
 from web.context import db_session, runtime
@@ -142,11 +143,15 @@ def _apply_patch(session, opportunity: Opportunity, body: dict, user: User, now:
         except InputError:
             raise OpportunityError("seller_id", "deve ser o id de um vendedor") from None
         target = session.scalar(select(User).where(User.id == target_id, User.role == Role.SELLER,
-                                                   User.active.is_(True)).with_for_update())
+                                                   User.active.is_(True)))
         if target is None or not may_hand_to(user, target):
             raise OpportunityError("seller_id", "vendedor ativo não encontrado")
         if target.id != opportunity.seller_id:
-            hand_to(session, opportunity, target, now, kind="reassigned", actor=user)
+            # The same rule as the manager's page: within the target's daily cap and portfolio.
+            try:
+                reassign(session, opportunity, target.id, now, runtime().settings.store_timezone, actor=user)
+            except NoCapacity as exc:
+                raise OpportunityError("seller_id", exc.message) from None
     if "priority" in body:
         if not isinstance(body["priority"], str) or body["priority"] not in PRIORITIES:
             raise OpportunityError("priority", "use low, normal ou high")
