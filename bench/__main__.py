@@ -1,4 +1,4 @@
-"""`python -m bench [tick|sends|webhook|assignment|search|reply|understanding ...] [--quick] [--pg] [--customers N] [--sellers M]`:
+"""`python -m bench [tick|sends|webhook|assignment|search|reply|understanding|customer_list|segments ...] [--quick] [--pg] [--customers N] [--sellers M]`:
 run the named benchmarks (all by default). Each prints one JSON line on stdout; progress goes to stderr."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import inspect
 import sys
 
 BENCHMARKS = ("tick", "sends", "webhook", "assignment", "search", "reply", "understanding", "churn_eval",
-              "customer_list")
+              "customer_list", "segments")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,8 @@ def periodic_jobs(runtime: Runtime) -> list[PeriodicJob]:
         PeriodicJob(func="crm.jobs.refresh_changed_metrics", interval=300, queue="low", timeout=900),
         PeriodicJob(func="crm.jobs.refresh_all_metrics", interval=86400, queue="low", timeout=3600),
         PeriodicJob(func="shops.jobs.poll_nuvemshop_checkouts", interval=300, queue="low"),
+        PeriodicJob(func="segments.jobs.recompute_all", interval=900, queue="low", timeout=900),
+        PeriodicJob(func="segments.jobs.refresh_changed", interval=60, queue="low", timeout=300),
     ]
 
 

@@ -14,6 +14,7 @@ from models.people import ApiToken, Customer, Role, Store, User, UserSession
 from models.recovery import (
     AttemptStatus, Coupon, CouponKind, CouponRule, FrequencyUnit, RecoveryAttempt, RecoverySettings, StoreEvent,
 )
+from models.segments import Segment, SegmentCount, SegmentEvent, SegmentExclusion, SegmentMember
 from models.system import SystemFlag, WebhookSecret
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "FaqEntry", "BotText", "WhatsAppTemplate", "TemplateStatus", "HandoffRequest", "HandoffStatus",
     "CrmSettings", "Opportunity", "OpportunityEvent", "OpportunityResult", "OpportunityStatus", "OpportunityType",
     "OPEN_STATUSES",
+    "Segment", "SegmentMember", "SegmentExclusion", "SegmentEvent", "SegmentCount",
 ]

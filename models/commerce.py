@@ -38,7 +38,8 @@ class Cart(Base):
     total: Mapped[Decimal] = mapped_column(default=ZERO)
     checkout_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed: segments.jobs.refresh_changed re-evaluates the customers whose carts changed.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     customer: Mapped[Customer] = relationship()
     items: Mapped[list["CartItem"]] = relationship(

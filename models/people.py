@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, false, select
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, Numeric, String, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -110,8 +110,14 @@ class Customer(Base):
     human_replied_at: Mapped[datetime | None]
     # Created by the development simulator (outbox mode): the only conversations the simulator may show.
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Segments' date conditions ("aniversariantes do mês"); set by the shop's events or the API when known.
+    birthday: Mapped[date | None] = mapped_column(Date)
+    # The campaign/referral that brought the customer (a UTM source or referral id), as the shop's events send it:
+    # segments filter on it.
+    source: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexed: segments.jobs.refresh_changed re-evaluates the customers changed since its last run.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     owner_seller: Mapped[User | None] = relationship(foreign_keys=[owner_seller_id])
 

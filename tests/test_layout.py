@@ -1,4 +1,4 @@
-"""The packages import one way: web → {bot, shops} → {recovery, crm} → {catalog, channel} → {models, core}.
+"""The packages import one way: web → {bot, shops} → segments → {recovery, crm} → {catalog, channel} → {models, core}.
 
 A lower package importing a higher one (``channel`` importing ``bot``, ``recovery`` importing ``crm``…) fails here,
 with the file and the import, whether the import is at the top of the module or inside a function.
@@ -18,6 +18,7 @@ LAYERS = [
     {"core", "models"},
     {"channel", "catalog"},
     {"recovery", "crm"},
+    {"segments"},  # reads the CRM's figures (crm.metrics); the actions over segments will drive crm and channel
     {"bot", "shops"},
     {"web"},
 ]
