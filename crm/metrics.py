@@ -2,13 +2,14 @@
 band, kept in one row per customer so the Clientes list (and segments) filter and sort a million customers
 through indexes instead of aggregating every order on each page.
 
-The rows are a cache of the orders, refreshed in batches (set-based: a few queries per ``BATCH`` customers, never
-one per customer):
+The rows are a cache of the orders (every customer has one from creation: models.crm), refreshed without a
+query per customer:
 
 * ``refresh_changed``: the customers whose orders changed since the last run (``orders.updated_at``, indexed),
-  every few minutes, so a new order shows in the list within minutes. Cost grows with the orders that changed.
-* ``refresh_all``: every customer, daily: the churn index moves with time alone (a silent customer drifts towards
-  "alto"), and customers without orders get their row.
+  every few minutes, one query per ``BATCH`` customers, so a new order shows in the list within minutes. Cost
+  grows with the orders that changed.
+* ``refresh_all``: daily, one streamed pass over every live order in customer order: the churn index moves with
+  time alone (a silent customer drifts towards "alto"); customers left with no live order are set to zeros.
 
 A refresh is idempotent (the figures are recomputed from the orders, the row replaced), so duplicate or
 overlapping runs are harmless; the watermark is kept in the database, not in Redis, so a Redis restart does not
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crm import churn
-from models import Customer, CustomerMetrics, Order, SystemFlag
+from models import Customer, CustomerMetrics, Order, OrderStatus, SystemFlag
 from models.base import ZERO, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ NORMS_KEY = "crm.metrics.norms"  # the store's norms as of the last full refresh
 # Orders committed a little after the time they were stamped with (a long transaction) are still picked up.
 OVERLAP = timedelta(minutes=10)
 FIRST_LOOKBACK = timedelta(days=2)  # no watermark yet: the daily full refresh covers anything older
-LIVE = (churn.OrderStatus.CREATED, churn.OrderStatus.PAID)
+LIVE = (OrderStatus.CREATED, OrderStatus.PAID)
 
 
 def _upsert(session: Session, table, rows: list[dict], key: str) -> None:
